@@ -1,0 +1,137 @@
+# canary: progressive-deployment controller.
+#   make            build build/canary
+#   make test       unit + integration tests, then again under ASan/UBSan
+#   make demo       build and run the demo
+#   make valgrind   unit tests and CLI paths under valgrind, leaks are errors
+#   make bench      benchmarks (figures, not assertions)
+#   make deps       install missing Debian packages (as root)
+# User CFLAGS/LDFLAGS add to the defaults: make CFLAGS=-O0, make CC=clang.
+
+PKG_CONFIG ?= pkg-config
+CC ?= cc
+BUILD ?= build
+SANITIZE ?=
+
+PKGS := libuv libcurl yaml-0.1 jansson sqlite3
+TEST_PKGS := cmocka
+DEB_PACKAGES := build-essential pkg-config git valgrind libuv1-dev \
+	libcurl4-openssl-dev libyaml-dev libjansson-dev libsqlite3-dev \
+	libcmocka-dev libhttp-parser-dev libssl-dev libgsl-dev
+
+WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wvla -Wwrite-strings -Wformat=2 -Wundef \
+	-Wpointer-arith -Wold-style-definition -Wmissing-declarations \
+	-Wno-format-nonliteral -fno-common
+OPT := -O2 -g
+STD := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+ifneq ($(SANITIZE),)
+OPT := -O1 -g -fno-omit-frame-pointer
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all
+endif
+
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm
+TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS) 2>/dev/null)
+TEST_LIBS = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS) 2>/dev/null)
+
+ALL_CFLAGS = $(STD) $(WARNINGS) $(OPT) $(SANFLAGS) -MMD -MP -Iinclude \
+	$(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+
+SRCS := $(wildcard controller/*.c)
+OBJS := $(SRCS:controller/%.c=$(BUILD)/obj/%.o)
+LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+INTEG_SRCS := $(wildcard tests/integration/test_*.c)
+INTEG_BINS := $(INTEG_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
+TEST_HELPERS := $(wildcard tests/support/*.c)
+TEST_HELPER_OBJS := $(TEST_HELPERS:tests/support/%.c=$(BUILD)/support/%.o)
+BENCH_SRCS := $(wildcard tests/bench/*.c)
+BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all deps test check unit integration demo valgrind bench clean
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/canary
+
+$(BUILD)/canary: $(BUILD)/obj/main.o $(BUILD)/libcanary.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Tests link the archive, so each pulls in only the modules it uses.
+$(BUILD)/libcanary.a: $(LIB_OBJS)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/obj/%.o: controller/%.c | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/support/%.o: tests/support/%.c | $(BUILD)/support
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -Itests/support -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(TEST_HELPER_OBJS) $(BUILD)/libcanary.a | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -Itests/support $(ALL_LDFLAGS) -o $@ $^ \
+		$(PKG_LIBS) $(TEST_LIBS)
+
+$(BUILD)/tests/%: tests/integration/%.c $(TEST_HELPER_OBJS) | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -Itests/support $(ALL_LDFLAGS) -o $@ $^ \
+		$(PKG_LIBS) $(TEST_LIBS)
+
+$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libcanary.a | $(BUILD)/bench
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/obj $(BUILD)/tests $(BUILD)/support $(BUILD)/bench:
+	mkdir -p $@
+
+# Runs every suite even when one fails, then fails if any did.
+check: $(BUILD)/canary $(UNIT_BINS) $(INTEG_BINS)
+	@failed=0; for t in $(UNIT_BINS) $(INTEG_BINS); do \
+		echo "== $$t"; \
+		CANARY_BIN=$(CURDIR)/$(BUILD)/canary CANARY_SRC=$(CURDIR) $$t || failed=1; \
+	done; \
+	if [ $$failed = 0 ]; then echo "all suites passed ($(BUILD))"; \
+	else echo "some suites FAILED ($(BUILD))"; exit 1; fi
+
+test: deps
+	$(MAKE) check
+	$(MAKE) check BUILD=build/san SANITIZE=1
+
+demo: deps
+	$(MAKE) all
+	./$(BUILD)/canary demo
+
+VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
+	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
+valgrind: $(BUILD)/canary $(UNIT_BINS) $(INTEG_BINS)
+	@failed=0; for t in $(UNIT_BINS); do \
+		echo "== valgrind $$t"; CANARY_SRC=$(CURDIR) $(VALGRIND) $$t || failed=1; \
+	done; \
+	for t in $(INTEG_BINS); do \
+		echo "== $$t (binary under valgrind)"; \
+		CANARY_BIN=$(CURDIR)/$(BUILD)/canary CANARY_SRC=$(CURDIR) \
+		CANARY_WRAPPER="$(VALGRIND)" $$t || failed=1; \
+	done; exit $$failed
+
+bench: $(BENCH_BINS)
+	@for b in $(BENCH_BINS); do $$b; done
+
+# Installs what is missing, as root; otherwise prints the command to run.
+deps:
+	@if ! command -v dpkg-query >/dev/null 2>&1; then \
+		echo "make deps: not a Debian system; install by hand: $(DEB_PACKAGES)"; exit 0; fi; \
+	missing=""; for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "make deps: installing$$missing"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	else \
+		echo "make deps: missing packages:$$missing"; \
+		echo "run: sudo apt-get update && sudo apt-get install -y$$missing"; exit 1; \
+	fi
+
+clean:
+	rm -rf build
+
+-include $(OBJS:.o=.d) $(TEST_HELPER_OBJS:.o=.d)

@@ -1,0 +1,479 @@
+#include "canary/schema.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cn_loader_init(cn_loader *ld, const char *file, cn_diags *diags,
+                    cn_arena *arena)
+{
+    ld->file = file;
+    ld->diags = diags;
+    ld->arena = arena;
+    ld->errors = 0;
+}
+
+void cn_loader_error(cn_loader *ld, const cn_node *at, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cn_diags_add(ld->diags, ld->file, at ? at->line : 0, at ? at->col : 0, "%s",
+                 msg);
+    ld->errors++;
+}
+
+/* ---- scalar text ------------------------------------------------------- */
+
+/* A decimal number: [+-]digits[.digits][e[+-]digits]. strtod alone would
+ * take "inf", "nan", hex floats and leading spaces. */
+static bool is_decimal(const char *s)
+{
+    const char *p = s;
+    if (*p == '+' || *p == '-')
+        p++;
+    size_t digits = 0;
+    while (isdigit((unsigned char)*p)) {
+        p++;
+        digits++;
+    }
+    if (*p == '.') {
+        p++;
+        while (isdigit((unsigned char)*p)) {
+            p++;
+            digits++;
+        }
+    }
+    if (!digits)
+        return false;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!isdigit((unsigned char)*p))
+            return false;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    return *p == '\0';
+}
+
+int cn_text_number(const char *s, double *out)
+{
+    if (!is_decimal(s))
+        return -1;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (*end || errno == ERANGE || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cn_text_uint(const char *s, unsigned *out)
+{
+    if (!isdigit((unsigned char)s[0]))
+        return -1;
+    for (const char *p = s; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return -1;
+    errno = 0;
+    unsigned long v = strtoul(s, NULL, 10);
+    if (errno == ERANGE || v > UINT_MAX)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+int cn_text_percent(const char *s, double *fraction)
+{
+    size_t n = strlen(s);
+    if (n < 2 || n > 63 || s[n - 1] != '%')
+        return -1;
+    char num[64];
+    memcpy(num, s, n - 1);
+    num[n - 1] = '\0';
+    double v;
+    if (cn_text_number(num, &v))
+        return -1;
+    *fraction = v / 100.0;
+    return 0;
+}
+
+int cn_text_duration(const char *s, int64_t *ms)
+{
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    const char *p = s;
+    double total = 0;
+    if (!*p)
+        return -1;
+    while (*p) {
+        const char *start = p;
+        while (isdigit((unsigned char)*p) || *p == '.')
+            p++;
+        if (p == start || p - start > 30)
+            return -1;
+        char num[32];
+        memcpy(num, start, (size_t)(p - start));
+        num[p - start] = '\0';
+        double v;
+        if (cn_text_number(num, &v))
+            return -1;
+        size_t i, unit_len = 0;
+        for (i = 0; i < sizeof units / sizeof units[0]; i++) {
+            unit_len = strlen(units[i].unit);
+            /* "m" must not swallow the "m" of "ms" */
+            if (!strncmp(p, units[i].unit, unit_len) &&
+                !(unit_len == 1 && p[0] == 'm' && p[1] == 's'))
+                break;
+        }
+        if (i == sizeof units / sizeof units[0])
+            return -1;
+        total += v * units[i].ms;
+        p += unit_len;
+    }
+    if (total > 365.0 * 24 * 3600000)
+        return -1;
+    *ms = (int64_t)llround(total);
+    return 0;
+}
+
+/* ---- suggestions ------------------------------------------------------- */
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t cost = tolower((unsigned char)a[i - 1]) !=
+                          tolower((unsigned char)b[j - 1]);
+            size_t best = diag + cost;
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *cn_suggest(const char *word, const char *const *candidates, size_t n)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = edit_distance(word, candidates[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = candidates[i];
+        }
+    }
+    size_t len = strlen(word);
+    size_t allowed = len < 4 ? 1 : len < 9 ? 2 : 3;
+    return best_d <= allowed ? best : NULL;
+}
+
+void cn_unknown_key(cn_loader *ld, const cn_node *key, const char *what,
+                    const char *const *candidates, size_t n)
+{
+    const char *hint = cn_suggest(key->text, candidates, n);
+    if (hint)
+        cn_loader_error(ld, key, "unknown key '%s' in %s (did you mean '%s'?)",
+                        key->text, what, hint);
+    else
+        cn_loader_error(ld, key, "unknown key '%s' in %s", key->text, what);
+}
+
+bool cn_expect_scalar(cn_loader *ld, const cn_node *node, const char *key,
+                      const char *expected)
+{
+    if (node->type == CN_NODE_SCALAR && !cn_node_is_null(node))
+        return false;
+    cn_loader_error(ld, node, "'%s' expects %s, got %s", key, expected,
+                    cn_node_type_name(node));
+    return true;
+}
+
+/* ---- maps -------------------------------------------------------------- */
+
+uint64_t cn_load_map(cn_loader *ld, const cn_node *node, const cn_schema *s,
+                     void *base)
+{
+    uint64_t present = 0;
+    if (!node || cn_node_is_null(node))
+        goto required;
+    if (node->type != CN_NODE_MAP) {
+        cn_loader_error(ld, node, "%s must be a map of keys, got %s", s->what,
+                        cn_node_type_name(node));
+        return 0;
+    }
+    const char *names[64];
+    for (size_t i = 0; i < s->count && i < 64; i++)
+        names[i] = s->fields[i].key;
+    for (size_t p = 0; p < node->count; p++) {
+        const cn_node *k = node->items[2 * p], *v = node->items[2 * p + 1];
+        if (k->type != CN_NODE_SCALAR) {
+            cn_loader_error(ld, k, "keys in %s must be plain names, got %s",
+                            s->what, cn_node_type_name(k));
+            continue;
+        }
+        size_t i;
+        for (i = 0; i < s->count; i++)
+            if (!strcmp(k->text, s->fields[i].key))
+                break;
+        if (i == s->count) {
+            cn_unknown_key(ld, k, s->what, names, s->count < 64 ? s->count : 64);
+            continue;
+        }
+        if (present & (1ull << i)) {
+            cn_loader_error(ld, k, "key '%s' appears twice in %s", k->text,
+                            s->what);
+            continue;
+        }
+        present |= 1ull << i;
+        const cn_field *f = &s->fields[i];
+        f->parse(ld, v, f, (char *)base + f->offset);
+    }
+required:
+    for (size_t i = 0; i < s->count; i++)
+        if ((s->fields[i].flags & CN_REQUIRED) && !(present & (1ull << i)))
+            cn_loader_error(ld, node, "%s is missing the required key '%s'",
+                            s->what, s->fields[i].key);
+    return present;
+}
+
+/* ---- field parsers ------------------------------------------------------ */
+
+static int check_range(cn_loader *ld, const cn_node *v, const cn_field *f,
+                       double x, const char *shown)
+{
+    if ((f->flags & CN_MIN) && (f->flags & CN_MIN_EXCLUSIVE) && !(x > f->min)) {
+        cn_loader_error(ld, v, "'%s' must be greater than %g, got %s", f->key,
+                        f->min, shown);
+        return -1;
+    }
+    if ((f->flags & CN_MIN) && !(f->flags & CN_MIN_EXCLUSIVE) && x < f->min) {
+        cn_loader_error(ld, v, "'%s' must be at least %g, got %s", f->key,
+                        f->min, shown);
+        return -1;
+    }
+    if ((f->flags & CN_MAX) && x > f->max) {
+        cn_loader_error(ld, v, "'%s' must be at most %g, got %s", f->key,
+                        f->max, shown);
+        return -1;
+    }
+    return 0;
+}
+
+int cn_parse_string(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+{
+    if (cn_expect_scalar(ld, v, f->key, "a string"))
+        return -1;
+    if (strlen(v->text) != v->len) {
+        cn_loader_error(ld, v, "'%s' contains a NUL character", f->key);
+        return -1;
+    }
+    const char *s = cn_arena_strdup(ld->arena, v->text);
+    if (!s) {
+        cn_loader_error(ld, v, "out of memory");
+        return -1;
+    }
+    *(const char **)dst = s;
+    return 0;
+}
+
+int cn_parse_number(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+{
+    double x;
+    if (cn_expect_scalar(ld, v, f->key, "a number"))
+        return -1;
+    if (v->quoted || cn_text_number(v->text, &x)) {
+        cn_loader_error(ld, v, "'%s' expects a number, got '%s'", f->key, v->text);
+        return -1;
+    }
+    if (check_range(ld, v, f, x, v->text))
+        return -1;
+    *(double *)dst = x;
+    return 0;
+}
+
+int cn_parse_uint(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+{
+    unsigned x;
+    if (cn_expect_scalar(ld, v, f->key, "a whole number"))
+        return -1;
+    if (v->quoted || cn_text_uint(v->text, &x)) {
+        cn_loader_error(ld, v, "'%s' expects a whole number, got '%s'", f->key,
+                        v->text);
+        return -1;
+    }
+    if (check_range(ld, v, f, x, v->text))
+        return -1;
+    *(unsigned *)dst = x;
+    return 0;
+}
+
+int cn_parse_bool(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+{
+    if (cn_expect_scalar(ld, v, f->key, "true or false"))
+        return -1;
+    if (!v->quoted && !strcmp(v->text, "true"))
+        *(bool *)dst = true;
+    else if (!v->quoted && !strcmp(v->text, "false"))
+        *(bool *)dst = false;
+    else {
+        cn_loader_error(ld, v, "'%s' expects true or false, got '%s'", f->key,
+                        v->text);
+        return -1;
+    }
+    return 0;
+}
+
+int cn_parse_percent(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+{
+    double x;
+    if (cn_expect_scalar(ld, v, f->key, "a percentage such as 5%"))
+        return -1;
+    if (cn_text_percent(v->text, &x)) {
+        double plain;
+        if (!cn_text_number(v->text, &plain))
+            cn_loader_error(ld, v,
+                            "'%s' expects a percentage with a %% sign, got '%s' "
+                            "(write '%s%%' for %s percent)",
+                            f->key, v->text, v->text, v->text);
+        else
+            cn_loader_error(ld, v, "'%s' expects a percentage such as 5%%, got '%s'",
+                            f->key, v->text);
+        return -1;
+    }
+    if (check_range(ld, v, f, x, v->text))
+        return -1;
+    *(double *)dst = x;
+    return 0;
+}
+
+int cn_parse_quantity(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+{
+    double x;
+    if (cn_expect_scalar(ld, v, f->key, "a number or a percentage"))
+        return -1;
+    if (v->quoted || (cn_text_number(v->text, &x) && cn_text_percent(v->text, &x))) {
+        cn_loader_error(ld, v, "'%s' expects a number or a percentage, got '%s'",
+                        f->key, v->text);
+        return -1;
+    }
+    if (check_range(ld, v, f, x, v->text))
+        return -1;
+    *(double *)dst = x;
+    return 0;
+}
+
+int cn_parse_duration(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+{
+    int64_t ms;
+    if (cn_expect_scalar(ld, v, f->key, "a duration such as 30s"))
+        return -1;
+    if (cn_text_duration(v->text, &ms)) {
+        double plain;
+        if (!cn_text_number(v->text, &plain))
+            cn_loader_error(ld, v,
+                            "'%s' expects a duration with a unit (ms, s, m, h), "
+                            "got '%s' (write '%ss' for seconds)",
+                            f->key, v->text, v->text);
+        else
+            cn_loader_error(ld, v,
+                            "'%s' expects a duration such as 200ms, 30s, 5m or 1h, "
+                            "got '%s'",
+                            f->key, v->text);
+        return -1;
+    }
+    if (check_range(ld, v, f, (double)ms, v->text))
+        return -1;
+    *(int64_t *)dst = ms;
+    return 0;
+}
+
+int cn_parse_enum(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+{
+    if (cn_expect_scalar(ld, v, f->key, "one of the listed names"))
+        return -1;
+    size_t n = 0;
+    for (int i = 0; f->choices[i]; i++, n++)
+        if (!strcmp(v->text, f->choices[i])) {
+            *(int *)dst = i;
+            return 0;
+        }
+    char list[256] = "";
+    for (size_t i = 0; i < n; i++) {
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s'%s'", i ? ", " : "",
+                 f->choices[i]);
+    }
+    const char *hint = cn_suggest(v->text, f->choices, n);
+    if (hint)
+        cn_loader_error(ld, v, "'%s' must be one of %s, got '%s' (did you mean '%s'?)",
+                        f->key, list, v->text, hint);
+    else
+        cn_loader_error(ld, v, "'%s' must be one of %s, got '%s'", f->key, list,
+                        v->text);
+    return -1;
+}
+
+int cn_parse_strings(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+{
+    cn_strings *out = dst;
+    if (v->type != CN_NODE_SEQ) {
+        cn_loader_error(ld, v, "'%s' expects a list of strings, got %s", f->key,
+                        cn_node_type_name(v));
+        return -1;
+    }
+    const char **items = cn_arena_alloc(ld->arena, (v->count + 1) * sizeof(*items));
+    if (!items) {
+        cn_loader_error(ld, v, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < v->count; i++) {
+        const cn_node *it = v->items[i];
+        if (cn_expect_scalar(ld, it, f->key, "a list of strings")) {
+            rc = -1;
+            continue;
+        }
+        if (!(items[n++] = cn_arena_strdup(ld->arena, it->text))) {
+            cn_loader_error(ld, it, "out of memory");
+            return -1;
+        }
+    }
+    out->items = items;
+    out->count = n;
+    return rc;
+}
+
+int cn_parse_map(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+{
+    unsigned before = ld->errors;
+    cn_load_map(ld, v, f->sub, dst);
+    return ld->errors == before ? 0 : -1;
+}

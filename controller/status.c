@@ -1,0 +1,15 @@
+#include "canary/status.h"
+
+const char *cn_strerror(int status)
+{
+    switch (status) {
+    case CN_OK: return "success";
+    case CN_EINVAL: return "invalid input";
+    case CN_ENOMEM: return "out of memory";
+    case CN_EIO: return "input/output error";
+    case CN_ELIMIT: return "input exceeds a safety limit";
+    case CN_ESPAWN: return "child process failed";
+    case CN_ENOTFOUND: return "not found";
+    default: return "unknown error";
+    }
+}

@@ -1,0 +1,228 @@
+/*
+ * policy.h: rollout policies (the YAML files in policies/), loaded and matched.
+ *
+ * Contract: cn_policy_load() reads one policy file into a cn_policy whose
+ * strings and arrays live in policy->arena; every key not given in the file
+ * holds the default documented in docs/policy.md. All problems are reported
+ * to diags as FILE:LINE:COLUMN and the function returns CN_EINVAL; the
+ * policy must be freed with cn_policy_free() in every case.
+ * Percentages are stored as fractions (1% = 0.01), durations in ms.
+ * cn_policy_select() picks the most specific matching policy; it is pure.
+ */
+#ifndef CANARY_POLICY_H
+#define CANARY_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "canary/arena.h"
+#include "canary/diag.h"
+#include "canary/schema.h"
+
+#define CN_MAX_STAGES 100
+#define CN_MAX_TIER 9
+
+typedef enum { CN_ON_ROLLBACK = 0, CN_ON_PAUSE = 1 } cn_on_outcome;
+typedef enum {
+    CN_REDUCE_NONE = 0, /* exactly one series is required */
+    CN_REDUCE_SUM,
+    CN_REDUCE_MAX,
+    CN_REDUCE_MIN,
+    CN_REDUCE_AVG
+} cn_reduce;
+typedef enum { CN_SOURCE_NONE = 0, CN_SOURCE_PROMETHEUS, CN_SOURCE_JSON } cn_source_kind;
+
+/* A header whose value is read from an environment variable at run time, so
+ * that secrets never appear in policy files. */
+typedef struct cn_env_header {
+    const char *name;
+    const char *env;
+} cn_env_header;
+
+/* Where a number comes from: a Prometheus instant query or a JSON document.
+ * Query and URL templates may use {{service}}, {{version}},
+ * {{previous_version}}, {{rollout}}, {{stage}}. */
+typedef struct cn_source {
+    cn_source_kind kind;
+    const char *address;  /* prometheus: base URL */
+    const char *query;    /* prometheus: PromQL */
+    int reduce;           /* prometheus: cn_reduce */
+    const char *url;      /* json */
+    const char *pointer;  /* json: RFC 6901 pointer */
+    const char *bearer_token_env;
+    cn_env_header *headers;
+    size_t header_count;
+} cn_source;
+
+typedef struct cn_threshold {
+    bool has_min, has_max;
+    double min, max; /* percentages stored as fractions */
+} cn_threshold;
+
+/* Comparison with the running baseline ({{previous_version}}): fails when
+ * canary > baseline * (1 + max_increase) + slack. */
+typedef struct cn_baseline {
+    bool enabled;
+    double max_increase; /* fraction, e.g. 20% = 0.2 */
+    double slack;        /* absolute, in the metric's unit */
+} cn_baseline;
+
+typedef struct cn_metric {
+    const char *name;
+    cn_source source;
+    cn_threshold threshold;
+    cn_baseline baseline;
+    unsigned line, col; /* of the metric's entry, for later messages */
+} cn_metric;
+
+typedef struct cn_min_requests {
+    unsigned count; /* 0 = no minimum */
+    cn_source source;
+} cn_min_requests;
+
+typedef struct cn_analysis {
+    int64_t interval_ms;              /* default 30s */
+    int64_t timeout_ms;               /* default: interval / 2, capped at 10s */
+    unsigned failure_limit;           /* default 0 */
+    unsigned consecutive_failure_limit; /* 0 = not set */
+    unsigned consecutive_error_limit; /* default 3 */
+    int64_t max_bake_ms;              /* 0 = 3 x bake */
+    int on_failure;                   /* cn_on_outcome, default rollback */
+    int on_inconclusive;              /* cn_on_outcome, default rollback */
+    cn_min_requests min_requests;
+    cn_metric *metrics;
+    size_t metric_count;
+} cn_analysis;
+
+/* Stricter analysis settings for AI-assisted changes. Thresholds are
+ * overridden by metric name and may only tighten. */
+typedef struct cn_threshold_override {
+    const char *metric;
+    cn_threshold threshold;
+    unsigned line, col;
+} cn_threshold_override;
+
+typedef struct cn_ai_analysis {
+    bool has_failure_limit;
+    unsigned failure_limit;
+    bool has_consecutive_failure_limit;
+    unsigned consecutive_failure_limit;
+    cn_threshold_override *thresholds;
+    size_t threshold_count;
+} cn_ai_analysis;
+
+typedef struct cn_plan_policy {
+    double first_stage_impact; /* fraction of all user traffic, default 0.1% */
+    double growth;             /* default 4, > 1 */
+    unsigned max_stages;       /* default 10, 2..CN_MAX_STAGES */
+    int64_t bake_ms;           /* default 2m */
+    unsigned min_samples;      /* default 3 */
+    /* Fixed ladder instead of computed stages (fractions, increasing, the
+     * last 100%); count 0 = compute from the blast radius. */
+    double *steps;
+    size_t step_count;
+} cn_plan_policy;
+
+typedef struct cn_kind_multiplier {
+    const char *kind;
+    double multiplier;
+} cn_kind_multiplier;
+
+typedef struct cn_risk_policy {
+    double tier[CN_MAX_TIER + 1]; /* multiplier per tier */
+    bool has_tier[CN_MAX_TIER + 1];
+    cn_kind_multiplier *kinds;
+    size_t kind_count;
+    double per_1000_lines; /* size multiplier = 1 + per_1000_lines * lines/1000 */
+} cn_risk_policy;
+
+typedef struct cn_ai_policy {
+    double risk;        /* default 2, >= 1 */
+    double bake_factor; /* default 2, >= 1 */
+    double approval_above_weight; /* fraction; default 25%; 1 = no gate */
+    const char *approval_role;    /* default "senior" */
+    cn_ai_analysis analysis;
+} cn_ai_policy;
+
+/* Path pattern (fnmatch, '*' also matches '/') to kind, first match wins;
+ * paths matching none are "code". */
+typedef struct cn_kind_rule {
+    const char *pattern;
+    const char *kind;
+} cn_kind_rule;
+
+typedef struct cn_actuator {
+    cn_strings exec;       /* argv, no shell */
+    const char *http_url;  /* POST JSON; exclusive with exec */
+    cn_source http_auth;   /* only bearer_token_env / headers are used */
+    int64_t timeout_ms;    /* default 30s */
+    unsigned retries;      /* default 3 */
+    int64_t backoff_ms;    /* first retry delay, doubled each time; default 1s */
+} cn_actuator;
+
+typedef struct cn_match {
+    cn_strings services; /* globs; none = any */
+    int tiers[CN_MAX_TIER + 1];
+    size_t tier_count;   /* 0 = any */
+    int ai_assisted;     /* -1 any, 0 human only, 1 AI-assisted only */
+} cn_match;
+
+typedef struct cn_policy {
+    const char *file;
+    const char *name;
+    cn_match match;
+    cn_plan_policy plan;
+    cn_risk_policy risk;
+    cn_ai_policy ai;
+    cn_analysis analysis;
+    cn_actuator actuator;
+    cn_strings agents;      /* provenance.agents: AI agent names */
+    cn_kind_rule *kind_rules; /* diff.kinds */
+    size_t kind_rule_count;
+    unsigned match_line, match_col;
+    cn_arena arena;
+} cn_policy;
+
+/* Fills p with every default (used before loading, and by tests). */
+void cn_policy_defaults(cn_policy *p);
+int cn_policy_load(cn_policy *p, const char *path, cn_diags *diags);
+/* Loads from an already parsed document (used by validate by content). */
+int cn_policy_load_doc(cn_policy *p, const cn_doc *doc, cn_diags *diags);
+void cn_policy_free(cn_policy *p);
+
+/* The multiplier for a kind, 1 when the policy names none. */
+double cn_policy_kind_multiplier(const cn_policy *p, const char *kind);
+/* The kind for a changed path per diff.kinds; "code" when none matches. */
+const char *cn_policy_kind_for_path(const cn_policy *p, const char *path);
+
+typedef struct cn_policy_set {
+    cn_policy **items;
+    size_t count;
+} cn_policy_set;
+
+/* Loads every *.yaml and *.yml in dir, sorted by file name. Reports every
+ * problem in every file, and two policies sharing a name. */
+int cn_policy_set_load_dir(cn_policy_set *set, const char *dir, cn_diags *diags);
+void cn_policy_set_free(cn_policy_set *set);
+
+/* What a policy is matched against. tier < 0: unknown (no topology). */
+typedef struct cn_match_subject {
+    const char *service;
+    int tier;
+    bool ai_assisted;
+} cn_match_subject;
+
+/* Picks the most specific matching policy (see docs/policy.md): by the
+ * service criterion (exact name > glob, more literal characters first),
+ * then a tier criterion, then an ai_assisted criterion. Returns 0 and sets
+ * *chosen; CN_ENOTFOUND when none matches; CN_EINVAL on a tie. err then
+ * names the files involved. */
+int cn_policy_select(const cn_policy_set *set, const cn_match_subject *s,
+                     const cn_policy **chosen, char *err, size_t errlen);
+
+/* The built-in list of AI agents recognised in commit trailers. */
+extern const char *const cn_default_agents[];
+extern const size_t cn_default_agent_count;
+
+#endif

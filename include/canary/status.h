@@ -1,0 +1,25 @@
+/*
+ * status.h: the status codes every canary function returns.
+ *
+ * Contract: functions return CN_OK (0) on success or a negative CN_E* code.
+ * Details a person needs (which file, which key, what to do) travel
+ * separately, in a cn_diags list or an error buffer the caller provides;
+ * the code only tells the caller what kind of failure it was.
+ */
+#ifndef CANARY_STATUS_H
+#define CANARY_STATUS_H
+
+enum {
+    CN_OK = 0,
+    CN_EINVAL = -1,  /* input is invalid; diagnostics say where and why */
+    CN_ENOMEM = -2,  /* out of memory */
+    CN_EIO = -3,     /* reading or writing a file or pipe failed */
+    CN_ELIMIT = -4,  /* input exceeds a safety limit (size, depth, nodes) */
+    CN_ESPAWN = -5,  /* a child process could not be started or failed */
+    CN_ENOTFOUND = -6 /* a named thing (file, service, policy) does not exist */
+};
+
+/* A short, static, lower-case description of a status code. */
+const char *cn_strerror(int status);
+
+#endif
