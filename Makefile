@@ -134,4 +134,7 @@ deps:
 clean:
 	rm -rf build
 
+# Keep test support objects between links instead of rebuilding them.
+.SECONDARY: $(TEST_HELPER_OBJS)
+
 -include $(OBJS:.o=.d) $(TEST_HELPER_OBJS:.o=.d)

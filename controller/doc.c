@@ -5,10 +5,12 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <yaml.h>
 
 #include "canary/status.h"
@@ -21,9 +23,20 @@ typedef struct anchor {
     char *name;
     cn_node *node;
     size_t weight; /* nodes in the subtree, for the expansion budget */
-    int height;    /* levels in the subtree, for the depth limit */
-    struct anchor *next;
+    int height;    /* collection levels in the subtree, for the depth limit */
+    struct anchor *next; /* in the same hash bucket */
 } anchor;
+
+/* Anchors by name. A list searched from the newest would make a file of
+ * 100,000 anchors and 100,000 aliases (1.7 MB) cost 10^10 string compares;
+ * a hash keyed with a per-load seed keeps each lookup short even for names
+ * chosen to collide. */
+typedef struct anchor_table {
+    anchor **buckets;
+    size_t nbuckets; /* a power of two, or 0 before the first anchor */
+    size_t count;
+    uint64_t seed;
+} anchor_table;
 
 typedef struct frame {
     cn_node *node;
@@ -31,7 +44,7 @@ typedef struct frame {
     size_t count, cap;
     char *anchor_name;
     size_t weight;
-    int height; /* of the tallest child so far */
+    int height; /* of the tallest child so far (scalars count 0) */
 } frame;
 
 typedef struct builder {
@@ -40,7 +53,7 @@ typedef struct builder {
     frame stack[CN_DOC_MAX_DEPTH + 1];
     int depth;
     size_t nodes;
-    anchor *anchors;
+    anchor_table anchors;
     cn_node *root;
     size_t root_weight;
     int documents;
@@ -98,19 +111,72 @@ static cn_node *node_copy(builder *b, const cn_node *src)
     return n;
 }
 
+static uint64_t anchor_hash(const anchor_table *t, const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325u ^ t->seed; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 0x100000001b3u;
+    /* FNV's low bits depend only on low bits; mix so every bit counts */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdu;
+    h ^= h >> 33;
+    return h;
+}
+
+static anchor *find_anchor(const anchor_table *t, const char *name)
+{
+    if (!t->nbuckets)
+        return NULL;
+    anchor *a = t->buckets[anchor_hash(t, name) & (t->nbuckets - 1)];
+    while (a && strcmp(a->name, name))
+        a = a->next;
+    return a;
+}
+
+static int grow_anchors(anchor_table *t)
+{
+    size_t n = t->nbuckets ? t->nbuckets * 2 : 64;
+    anchor **nb = calloc(n, sizeof(*nb));
+    if (!nb)
+        return CN_ENOMEM;
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        anchor *a = t->buckets[i];
+        while (a) {
+            anchor *next = a->next;
+            size_t j = anchor_hash(t, a->name) & (n - 1);
+            a->next = nb[j];
+            nb[j] = a;
+            a = next;
+        }
+    }
+    free(t->buckets);
+    t->buckets = nb;
+    t->nbuckets = n;
+    return CN_OK;
+}
+
+/* A redefined anchor replaces the old one: aliases after it refer to the
+ * newest definition, so names stay unique in the table. */
 static int remember_anchor(builder *b, const char *name, cn_node *n, size_t w,
                            int height)
 {
-    anchor *a = malloc(sizeof(*a));
-    if (!a || !(a->name = strdup(name))) {
-        free(a);
-        return CN_ENOMEM;
+    anchor_table *t = &b->anchors;
+    anchor *a = find_anchor(t, name);
+    if (!a) {
+        if (t->count >= t->nbuckets && grow_anchors(t))
+            return CN_ENOMEM;
+        if (!(a = malloc(sizeof(*a))) || !(a->name = strdup(name))) {
+            free(a);
+            return CN_ENOMEM;
+        }
+        size_t j = anchor_hash(t, name) & (t->nbuckets - 1);
+        a->next = t->buckets[j];
+        t->buckets[j] = a;
+        t->count++;
     }
     a->node = n;
     a->weight = w;
     a->height = height;
-    a->next = b->anchors; /* newest first: a redefined anchor shadows */
-    b->anchors = a;
     return CN_OK;
 }
 
@@ -210,23 +276,23 @@ static int on_scalar(builder *b, const yaml_event_t *e)
                 e->data.scalar.style == YAML_LITERAL_SCALAR_STYLE ||
                 e->data.scalar.style == YAML_FOLDED_SCALAR_STYLE;
     if (e->data.scalar.anchor &&
-        (rc = remember_anchor(b, (const char *)e->data.scalar.anchor, n, 1, 1)))
+        (rc = remember_anchor(b, (const char *)e->data.scalar.anchor, n, 1, 0)))
         return rc;
-    return attach(b, n, 1, 1);
+    return attach(b, n, 1, 0);
 }
 
 static int on_alias(builder *b, const yaml_event_t *e)
 {
     const char *name = (const char *)e->data.alias.anchor;
-    for (anchor *a = b->anchors; a; a = a->next) {
-        if (strcmp(a->name, name))
-            continue;
+    anchor *a = find_anchor(&b->anchors, name);
+    if (a) {
         int rc = budget(b, a->weight, &e->start_mark);
         if (rc)
             return rc;
-        /* Levels b->depth .. b->depth + height - 1 must stay within the
+        /* The copy's collections sit at levels b->depth + 1 .. b->depth +
+         * height; like collections written out, they must stay within the
          * limit, or chains of aliases could nest without bound. */
-        if (b->depth + a->height > CN_DOC_MAX_DEPTH + 1) {
+        if (b->depth + a->height > CN_DOC_MAX_DEPTH) {
             char msg[128];
             snprintf(msg, sizeof msg, "alias '*%.60s' nests deeper than %d levels",
                      name, CN_DOC_MAX_DEPTH);
@@ -284,13 +350,16 @@ static void builder_cleanup(builder *b)
         free(f->kids);
         free(f->anchor_name);
     }
-    anchor *a = b->anchors;
-    while (a) {
-        anchor *next = a->next;
-        free(a->name);
-        free(a);
-        a = next;
+    for (size_t i = 0; i < b->anchors.nbuckets; i++) {
+        anchor *a = b->anchors.buckets[i];
+        while (a) {
+            anchor *next = a->next;
+            free(a->name);
+            free(a);
+            a = next;
+        }
     }
+    free(b->anchors.buckets);
 }
 
 static bool looks_like_json(const char *buf, size_t len)
@@ -304,19 +373,75 @@ static bool looks_like_json(const char *buf, size_t len)
 }
 
 /* libyaml accepts JSON, but jansson's messages for broken JSON are the ones
- * a JSON author expects ("end of file expected", "'}' expected"). */
-static int check_json(cn_doc *doc, const char *buf, size_t len, cn_diags *diags)
+ * a JSON author expects ("end of file expected", "'}' expected").
+ * Nesting past jansson's own depth limit (2048) is left to the YAML pass,
+ * which reports it like any other nesting past CN_DOC_MAX_DEPTH; *deferred
+ * says so, and err keeps jansson's message in case that pass accepts. */
+static int check_json(const char *buf, size_t len, json_error_t *err,
+                      bool *deferred)
 {
-    json_error_t err;
-    json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, err);
     if (j) {
         json_decref(j);
         return CN_OK;
     }
-    cn_diags_add(diags, doc->file, err.line > 0 ? (unsigned)err.line : 1,
-                 err.column > 0 ? (unsigned)err.column : 1, "invalid JSON: %s",
-                 err.text);
+    if (json_error_code(err) == json_error_stack_overflow) {
+        *deferred = true;
+        return CN_OK;
+    }
     return CN_EINVAL;
+}
+
+static void json_diag(cn_doc *doc, const json_error_t *err, cn_diags *diags)
+{
+    cn_diags_add(diags, doc->file, err->line > 0 ? (unsigned)err->line : 1,
+                 err->column > 0 ? (unsigned)err->column : 1, "invalid JSON: %s",
+                 err->text);
+}
+
+/* libyaml's reader (encoding and control characters) decodes ahead of the
+ * scanner and gives only a byte offset, its problem_mark staying at 1:1;
+ * this turns the offset into a line and a column counted in characters,
+ * as libyaml's marks are. */
+static void offset_position(const char *buf, size_t len, size_t offset,
+                            unsigned *line, unsigned *col)
+{
+    size_t i = 0;
+    if (len >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3))
+        i = 3; /* libyaml drops a UTF-8 byte order mark before counting */
+    *line = 1;
+    *col = 1;
+    for (; i < offset && i < len; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if (c == '\n' || (c == '\r' && (i + 1 >= len || buf[i + 1] != '\n'))) {
+            ++*line;
+            *col = 1;
+        } else if ((c & 0xC0) != 0x80) {
+            ++*col; /* UTF-8 continuation bytes are part of one character */
+        }
+    }
+}
+
+static void yaml_diag(builder *b, const yaml_parser_t *parser, const char *buf,
+                      size_t len)
+{
+    if (parser->error == YAML_MEMORY_ERROR) {
+        doc_error(b, 0, 0, "out of memory while reading the file");
+        return;
+    }
+    unsigned line = (unsigned)parser->problem_mark.line + 1;
+    unsigned col = (unsigned)parser->problem_mark.column + 1;
+    if (parser->error == YAML_READER_ERROR) {
+        if (parser->encoding == YAML_UTF8_ENCODING)
+            offset_position(buf, len, parser->problem_offset, &line, &col);
+        else
+            line = col = 0; /* UTF-16: offsets count bytes, not characters */
+    }
+    char msg[256];
+    snprintf(msg, sizeof msg, "invalid YAML: %s%s%s",
+             parser->problem ? parser->problem : "syntax error",
+             parser->context ? " " : "", parser->context ? parser->context : "");
+    doc_error(b, line, col, msg);
 }
 
 int cn_doc_load_buffer(cn_doc *doc, const char *name, const char *buf,
@@ -334,10 +459,12 @@ int cn_doc_load_buffer(cn_doc *doc, const char *name, const char *buf,
                      len, CN_DOC_MAX_BYTES);
         return CN_ELIMIT;
     }
-    if (looks_like_json(buf, len)) {
-        int rc = check_json(doc, buf, len, diags);
-        if (rc)
-            return rc;
+    json_error_t json_err;
+    bool json_deferred = false;
+    if (looks_like_json(buf, len) &&
+        check_json(buf, len, &json_err, &json_deferred)) {
+        json_diag(doc, &json_err, diags);
+        return CN_EINVAL;
     }
 
     yaml_parser_t parser;
@@ -345,17 +472,15 @@ int cn_doc_load_buffer(cn_doc *doc, const char *name, const char *buf,
         return CN_ENOMEM;
     yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
     builder b = {.doc = doc, .diags = diags};
+    /* Unpredictable per load (ASLR, clock), so anchor names cannot be
+     * chosen in advance to fall into one hash bucket. */
+    b.anchors.seed = (uint64_t)(uintptr_t)&b ^ (uint64_t)(uintptr_t)buf ^
+                     ((uint64_t)time(NULL) << 32) ^ (uint64_t)clock();
     int rc = CN_OK;
     for (;;) {
         yaml_event_t e;
         if (!yaml_parser_parse(&parser, &e)) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "invalid YAML: %s%s%s",
-                     parser.problem ? parser.problem : "syntax error",
-                     parser.context ? " " : "",
-                     parser.context ? parser.context : "");
-            doc_error(&b, (unsigned)parser.problem_mark.line + 1,
-                      (unsigned)parser.problem_mark.column + 1, msg);
+            yaml_diag(&b, &parser, buf, len);
             rc = parser.error == YAML_MEMORY_ERROR ? CN_ENOMEM : CN_EINVAL;
             break;
         }
@@ -371,6 +496,10 @@ int cn_doc_load_buffer(cn_doc *doc, const char *name, const char *buf,
     builder_cleanup(&b);
     if (rc)
         return rc;
+    if (json_deferred) { /* cannot happen: the YAML pass saw the same depth */
+        json_diag(doc, &json_err, diags);
+        return CN_EINVAL;
+    }
     if (!b.root || cn_node_is_null(b.root)) {
         cn_diags_add(diags, doc->file, 0, 0, "file is empty; expected a map of keys");
         return CN_EINVAL;
@@ -384,8 +513,9 @@ int cn_doc_load_file(cn_doc *doc, const char *path, cn_diags *diags)
     memset(doc, 0, sizeof(*doc));
     FILE *f = fopen(path, "rb");
     if (!f) {
-        cn_diags_add(diags, path, 0, 0, "cannot open: %s", strerror(errno));
-        return errno == ENOENT ? CN_ENOTFOUND : CN_EIO;
+        int err = errno; /* before cn_diags_add's allocations can change it */
+        cn_diags_add(diags, path, 0, 0, "cannot open: %s", strerror(err));
+        return err == ENOENT ? CN_ENOTFOUND : CN_EIO;
     }
     struct stat st;
     if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -402,13 +532,15 @@ int cn_doc_load_file(cn_doc *doc, const char *path, cn_diags *diags)
         return CN_ENOMEM;
     }
     size_t n;
+    errno = 0;
     while (len < cap && (n = fread(buf + len, 1, cap - len, f)) > 0)
         len += n;
-    int failed = ferror(f);
+    int failed = ferror(f), err = errno; /* before fclose can change it */
     fclose(f);
     if (failed) {
         free(buf);
-        cn_diags_add(diags, path, 0, 0, "cannot read: %s", strerror(errno));
+        cn_diags_add(diags, path, 0, 0, "cannot read: %s",
+                     strerror(err ? err : EIO));
         return CN_EIO;
     }
     if (len > CN_DOC_MAX_BYTES) {

@@ -1,18 +1,35 @@
+/* Policy files: the top-level sections except analysis and actuator (see
+ * policy_analysis.c), choosing a policy for a change, and loading a
+ * directory of them. */
 #include "canary/policy.h"
 
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <fnmatch.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "canary/doc.h"
 #include "canary/status.h"
+#include "policy_internal.h"
 
+/* Names matched as whole words in Co-authored-by trailers. Common first
+ * names (Jules, Devin, Cody, ...) would flag human co-authors, so those
+ * agents are listed by their bot identities instead. A false match only
+ * makes a plan stricter; a missed agent would make it bolder. */
 const char *const cn_default_agents[] = {
-    "Claude", "Copilot", "Cursor", "aider", "Codex", "Gemini", "Devin",
-    "Windsurf", "Codeium", "Amazon Q", "CodeWhisperer", "Tabnine", "Cody",
-    "Sourcegraph", "Jules", "OpenHands", "SWE-agent", "Junie", "Continue",
-    "ChatGPT", "GPT", "Qwen", "DeepSeek", "Kiro", "Zed", "Cline", "Roo",
+    "Claude", "Copilot", "Cursor", "aider", "Codex", "Gemini", "Windsurf",
+    "Codeium", "Amazon Q", "CodeWhisperer", "Tabnine", "OpenHands", "SWE-agent",
+    "ChatGPT", "GPT", "Qwen", "DeepSeek", "devin-ai-integration",
+    "google-labs-jules",
 };
 const size_t cn_default_agent_count =
     sizeof(cn_default_agents) / sizeof(cn_default_agents[0]);
+
+#define DEFAULT_TIMEOUT_CAP_MS 10000
 
 void cn_policy_defaults(cn_policy *p)
 {
@@ -40,6 +57,7 @@ void cn_policy_defaults(cn_policy *p)
     p->ai.approval_above_weight = 0.25;
     p->ai.approval_role = "senior";
     p->analysis.interval_ms = 30000;
+    p->analysis.timeout_ms = DEFAULT_TIMEOUT_CAP_MS; /* 30s / 2, capped */
     p->analysis.consecutive_error_limit = 3;
     p->actuator.timeout_ms = 30000;
     p->actuator.retries = 3;
@@ -67,4 +85,851 @@ const char *cn_policy_kind_for_path(const cn_policy *p, const char *path)
 void cn_policy_free(cn_policy *p)
 {
     cn_arena_free(&p->arena);
+}
+
+/* ---- shared field parsers ---------------------------------------------- */
+
+void cn__format_ms(char *buf, size_t len, int64_t ms)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"h", 3600000}, {"m", 60000}, {"s", 1000}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (ms != 0 && ms % units[i].ms == 0) {
+            snprintf(buf, len, "%lld%s", (long long)(ms / units[i].ms),
+                     units[i].unit);
+            return;
+        }
+    snprintf(buf, len, "%lldms", (long long)ms);
+}
+
+typedef enum { UNIT_PLAIN, UNIT_PERCENT, UNIT_MS } unit;
+
+static void format_bound(char *buf, size_t len, double x, unit u)
+{
+    if (u == UNIT_PERCENT)
+        snprintf(buf, len, "%g%%", x * 100);
+    else if (u == UNIT_MS)
+        cn__format_ms(buf, len, (int64_t)x);
+    else
+        snprintf(buf, len, "%g", x);
+}
+
+/* The same rules as schema.c's range check, told in the written units and
+ * quoting the value found. */
+static int check_range(cn_loader *ld, const cn_node *v, const cn_field *f,
+                       double x, unit u)
+{
+    char bound[64];
+    if ((f->flags & CN_MIN) && (f->flags & CN_MIN_EXCLUSIVE) && !(x > f->min)) {
+        format_bound(bound, sizeof bound, f->min, u);
+        cn_loader_error(ld, v, "'%s' must be greater than %s, got '%s'", f->key,
+                        bound, v->text);
+        return -1;
+    }
+    if ((f->flags & CN_MIN) && !(f->flags & CN_MIN_EXCLUSIVE) && x < f->min) {
+        format_bound(bound, sizeof bound, f->min, u);
+        cn_loader_error(ld, v, "'%s' must be at least %s, got '%s'", f->key,
+                        bound, v->text);
+        return -1;
+    }
+    if ((f->flags & CN_MAX) && x > f->max) {
+        format_bound(bound, sizeof bound, f->max, u);
+        cn_loader_error(ld, v, "'%s' must be at most %s, got '%s'", f->key,
+                        bound, v->text);
+        return -1;
+    }
+    return 0;
+}
+
+int cn__parse_percent_range(cn_loader *ld, const cn_node *v, const cn_field *f,
+                            void *dst)
+{
+    cn_field plain = *f;
+    plain.flags &= CN_REQUIRED;
+    double x;
+    if (cn_parse_percent(ld, v, &plain, &x) || check_range(ld, v, f, x, UNIT_PERCENT))
+        return -1;
+    *(double *)dst = x;
+    return 0;
+}
+
+int cn__parse_duration_range(cn_loader *ld, const cn_node *v, const cn_field *f,
+                             void *dst)
+{
+    cn_field plain = *f;
+    plain.flags &= CN_REQUIRED;
+    int64_t ms;
+    if (cn_parse_duration(ld, v, &plain, &ms) ||
+        check_range(ld, v, f, (double)ms, UNIT_MS))
+        return -1;
+    *(int64_t *)dst = ms;
+    return 0;
+}
+
+int cn__parse_number_range(cn_loader *ld, const cn_node *v, const cn_field *f,
+                           void *dst)
+{
+    cn_field plain = *f;
+    plain.flags &= CN_REQUIRED;
+    double x;
+    if (cn_parse_number(ld, v, &plain, &x) || check_range(ld, v, f, x, UNIT_PLAIN))
+        return -1;
+    *(double *)dst = x;
+    return 0;
+}
+
+int cn__parse_uint_range(cn_loader *ld, const cn_node *v, const cn_field *f,
+                         void *dst)
+{
+    cn_field plain = *f;
+    plain.flags &= CN_REQUIRED;
+    unsigned x;
+    if (cn_parse_uint(ld, v, &plain, &x) || check_range(ld, v, f, x, UNIT_PLAIN))
+        return -1;
+    *(unsigned *)dst = x;
+    return 0;
+}
+
+int cn__parse_name(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+{
+    const char *s;
+    if (cn_parse_string(ld, v, f, &s))
+        return -1;
+    if (!*s) {
+        cn_loader_error(ld, v, "'%s' must not be empty", f->key);
+        return -1;
+    }
+    *(const char **)dst = s;
+    return 0;
+}
+
+bool cn__file_duration(const cn_node *map, const char *key, int64_t def,
+                       int64_t *out)
+{
+    const cn_node *n = cn_node_get(map, key);
+    *out = def;
+    if (!n)
+        return true;
+    return n->type == CN_NODE_SCALAR && !cn_text_duration(n->text, out);
+}
+
+bool cn__file_uint(const cn_node *map, const char *key, unsigned def,
+                   unsigned *out)
+{
+    const cn_node *n = cn_node_get(map, key);
+    *out = def;
+    if (!n)
+        return true;
+    return n->type == CN_NODE_SCALAR && !n->quoted && !cn_text_uint(n->text, out);
+}
+
+/* A list of strings none of which is empty; an empty list is refused as
+ * well, since "none" and "any" would be equally plausible readings. */
+static int parse_nonempty_strings(cn_loader *ld, const cn_node *v,
+                                  const cn_field *f, void *dst)
+{
+    cn_strings list;
+    if (cn_parse_strings(ld, v, f, &list))
+        return -1;
+    if (!list.count) {
+        cn_loader_error(ld, v, "'%s' is an empty list; leave '%s' out instead",
+                        f->key, f->key);
+        return -1;
+    }
+    for (size_t i = 0; i < list.count; i++)
+        if (!*list.items[i]) {
+            cn_loader_error(ld, v->items[i], "'%s' has an empty entry", f->key);
+            return -1;
+        }
+    *(cn_strings *)dst = list;
+    return 0;
+}
+
+bool cn__free_map(cn_loader *ld, const cn_node *v, const char *key,
+                     const char *expected)
+{
+    if (v->type == CN_NODE_MAP)
+        return true;
+    cn_loader_error(ld, v, "'%s' expects %s, got %s", key, expected,
+                    cn_node_type_name(v));
+    return false;
+}
+
+bool cn__free_key_ok(cn_loader *ld, const cn_node *map, size_t i,
+                        const char *key)
+{
+    const cn_node *k = map->items[2 * i];
+    if (k->type != CN_NODE_SCALAR || cn_node_is_null(k) || !*k->text) {
+        cn_loader_error(ld, k, "keys in '%s' must be non-empty names, got %s",
+                        key, cn_node_type_name(k));
+        return false;
+    }
+    for (size_t j = 0; j < i; j++) {
+        const cn_node *o = map->items[2 * j];
+        if (o->type == CN_NODE_SCALAR && !strcmp(o->text, k->text)) {
+            cn_loader_error(ld, k, "'%s' appears twice in '%s' (first at line %u)",
+                            k->text, key, o->line);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- match ------------------------------------------------------------- */
+
+static int parse_match_tiers(cn_loader *ld, const cn_node *v, const cn_field *f,
+                             void *dst)
+{
+    cn_match *m = dst;
+    if (v->type != CN_NODE_SEQ || !v->count) {
+        cn_loader_error(ld, v, "'%s' expects a non-empty list of tiers (0 to %d), "
+                        "got %s", f->key, CN_MAX_TIER,
+                        v->type == CN_NODE_SEQ ? "an empty list" : cn_node_type_name(v));
+        return -1;
+    }
+    int rc = 0;
+    m->tier_count = 0;
+    for (size_t i = 0; i < v->count; i++) {
+        const cn_node *it = v->items[i];
+        unsigned t;
+        if (cn_expect_scalar(ld, it, f->key, "a list of tiers")) {
+            rc = -1;
+        } else if (it->quoted || cn_text_uint(it->text, &t) || t > CN_MAX_TIER) {
+            cn_loader_error(ld, it, "tiers in '%s' must be whole numbers 0 to %d, "
+                            "got '%s'", f->key, CN_MAX_TIER, it->text);
+            rc = -1;
+        } else {
+            bool dup = false;
+            for (size_t j = 0; j < m->tier_count; j++)
+                dup |= m->tiers[j] == (int)t;
+            if (dup) {
+                cn_loader_error(ld, it, "tier %u is listed twice in '%s'", t, f->key);
+                rc = -1;
+            } else {
+                m->tiers[m->tier_count++] = (int)t;
+            }
+        }
+    }
+    return rc;
+}
+
+static int parse_match_ai(cn_loader *ld, const cn_node *v, const cn_field *f,
+                          void *dst)
+{
+    bool b;
+    if (cn_parse_bool(ld, v, f, &b))
+        return -1;
+    *(int *)dst = b;
+    return 0;
+}
+
+static const cn_field match_fields[] = {
+    {.key = "services", .parse = parse_nonempty_strings,
+     .offset = offsetof(cn_match, services)},
+    {.key = "tiers", .parse = parse_match_tiers, .offset = 0},
+    {.key = "ai_assisted", .parse = parse_match_ai,
+     .offset = offsetof(cn_match, ai_assisted)},
+};
+static const cn_schema match_schema = CN_SCHEMA("match", match_fields);
+
+/* ---- plan -------------------------------------------------------------- */
+
+static const cn_field step_field = {
+    .key = "steps", .flags = CN_MIN | CN_MIN_EXCLUSIVE | CN_MAX, .min = 0, .max = 1};
+
+/* Each step is checked on its own first, so that one bad entry does not
+ * also make its neighbours look out of order. */
+static int parse_steps(cn_loader *ld, const cn_node *v, const cn_field *f,
+                       void *dst)
+{
+    cn_plan_policy *pp = dst;
+    if (v->type != CN_NODE_SEQ || !v->count || v->count > CN_MAX_STAGES) {
+        cn_loader_error(ld, v, "'%s' expects a list of 1 to %d percentages, got %s",
+                        f->key, CN_MAX_STAGES,
+                        v->type != CN_NODE_SEQ ? cn_node_type_name(v)
+                        : v->count ? "too many" : "an empty list");
+        return -1;
+    }
+    double *steps = cn_arena_alloc(ld->arena, v->count * sizeof(*steps));
+    if (!steps) {
+        cn_loader_error(ld, v, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    const cn_node *prev = NULL;
+    for (size_t i = 0; i < v->count; i++) {
+        const cn_node *it = v->items[i];
+        if (cn__parse_percent_range(ld, it, &step_field, &steps[i])) {
+            rc = -1;
+            prev = NULL;
+            continue;
+        }
+        if (prev && !(steps[i] > steps[i - 1])) {
+            cn_loader_error(ld, it, "'%s' must increase strictly, got '%s' after '%s'",
+                            f->key, it->text, prev->text);
+            rc = -1;
+        }
+        prev = it;
+    }
+    const cn_node *last = v->items[v->count - 1];
+    if (prev == last && steps[v->count - 1] != 1.0) {
+        cn_loader_error(ld, last, "the last of '%s' must be 100%%, got '%s'",
+                        f->key, last->text);
+        rc = -1;
+    }
+    pp->steps = steps;
+    pp->step_count = v->count;
+    return rc;
+}
+
+static const cn_field plan_fields[] = {
+    {.key = "first_stage_impact", .parse = cn__parse_percent_range,
+     .offset = offsetof(cn_plan_policy, first_stage_impact),
+     .flags = CN_MIN | CN_MIN_EXCLUSIVE | CN_MAX, .min = 0, .max = 1},
+    {.key = "growth", .parse = cn__parse_number_range,
+     .offset = offsetof(cn_plan_policy, growth),
+     .flags = CN_MIN | CN_MIN_EXCLUSIVE, .min = 1},
+    {.key = "max_stages", .parse = cn__parse_uint_range,
+     .offset = offsetof(cn_plan_policy, max_stages),
+     .flags = CN_MIN | CN_MAX, .min = 2, .max = CN_MAX_STAGES},
+    {.key = "bake", .parse = cn__parse_duration_range,
+     .offset = offsetof(cn_plan_policy, bake_ms),
+     .flags = CN_MIN | CN_MIN_EXCLUSIVE, .min = 0},
+    {.key = "min_samples", .parse = cn__parse_uint_range,
+     .offset = offsetof(cn_plan_policy, min_samples), .flags = CN_MIN, .min = 1},
+    {.key = "steps", .parse = parse_steps, .offset = 0},
+};
+static const cn_schema plan_schema = CN_SCHEMA("plan", plan_fields);
+
+/* ---- risk -------------------------------------------------------------- */
+
+/* A given map replaces the defaults entirely: a tier the operator left out
+ * then has no multiplier, and the planner assumes the riskiest. */
+static int parse_risk_tiers(cn_loader *ld, const cn_node *v, const cn_field *f,
+                            void *dst)
+{
+    cn_risk_policy *r = dst;
+    if (!cn__free_map(ld, v, f->key, "a map of tier to multiplier"))
+        return -1;
+    memset(r->tier, 0, sizeof r->tier);
+    memset(r->has_tier, 0, sizeof r->has_tier);
+    int rc = 0;
+    for (size_t i = 0; i < v->count; i++) {
+        const cn_node *k = v->items[2 * i];
+        unsigned t;
+        if (!cn__free_key_ok(ld, v, i, f->key)) {
+            rc = -1;
+            continue;
+        }
+        if (k->quoted || cn_text_uint(k->text, &t) || t > CN_MAX_TIER) {
+            cn_loader_error(ld, k, "keys in '%s' must be tiers 0 to %d, got '%s'",
+                            f->key, CN_MAX_TIER, k->text);
+            rc = -1;
+            continue;
+        }
+        char label[32];
+        snprintf(label, sizeof label, "tier %u", t);
+        cn_field mf = {.key = label, .flags = CN_MIN | CN_MIN_EXCLUSIVE, .min = 0};
+        if (cn__parse_number_range(ld, v->items[2 * i + 1], &mf, &r->tier[t]))
+            rc = -1;
+        else
+            r->has_tier[t] = true;
+    }
+    return rc;
+}
+
+static int parse_risk_kinds(cn_loader *ld, const cn_node *v, const cn_field *f,
+                            void *dst)
+{
+    cn_risk_policy *r = dst;
+    if (!cn__free_map(ld, v, f->key, "a map of kind to multiplier"))
+        return -1;
+    cn_kind_multiplier *kinds = cn_arena_alloc(ld->arena, (v->count + 1) * sizeof(*kinds));
+    if (!kinds) {
+        cn_loader_error(ld, v, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < v->count; i++) {
+        const cn_node *k = v->items[2 * i];
+        if (!cn__free_key_ok(ld, v, i, f->key)) {
+            rc = -1;
+            continue;
+        }
+        cn_field mf = {.key = k->text, .flags = CN_MIN | CN_MIN_EXCLUSIVE, .min = 0};
+        if (cn__parse_number_range(ld, v->items[2 * i + 1], &mf, &kinds[n].multiplier)) {
+            rc = -1;
+            continue;
+        }
+        if (!(kinds[n].kind = cn_arena_strdup(ld->arena, k->text))) {
+            cn_loader_error(ld, k, "out of memory");
+            return -1;
+        }
+        n++;
+    }
+    r->kinds = kinds;
+    r->kind_count = n;
+    return rc;
+}
+
+static const cn_field risk_fields[] = {
+    {.key = "tier", .parse = parse_risk_tiers, .offset = 0},
+    {.key = "kinds", .parse = parse_risk_kinds, .offset = 0},
+    {.key = "per_1000_lines", .parse = cn__parse_number_range,
+     .offset = offsetof(cn_risk_policy, per_1000_lines), .flags = CN_MIN, .min = 0},
+};
+static const cn_schema risk_schema = CN_SCHEMA("risk", risk_fields);
+
+/* ---- ai_assisted ------------------------------------------------------- */
+
+static const cn_field approval_fields[] = {
+    {.key = "above_weight", .parse = cn__parse_percent_range,
+     .offset = offsetof(cn_ai_policy, approval_above_weight),
+     .flags = CN_MIN | CN_MAX, .min = 0, .max = 1},
+    {.key = "role", .parse = cn__parse_name,
+     .offset = offsetof(cn_ai_policy, approval_role)},
+};
+static const cn_schema approval_schema = CN_SCHEMA("approval", approval_fields);
+
+static const cn_field ai_fields[] = {
+    {.key = "risk", .parse = cn__parse_number_range, .offset = offsetof(cn_ai_policy, risk),
+     .flags = CN_MIN, .min = 1},
+    {.key = "bake_factor", .parse = cn__parse_number_range,
+     .offset = offsetof(cn_ai_policy, bake_factor), .flags = CN_MIN, .min = 1},
+    {.key = "approval", .parse = cn_parse_map, .offset = 0, .sub = &approval_schema},
+    {.key = "analysis", .parse = cn__parse_ai_analysis,
+     .offset = offsetof(cn_ai_policy, analysis)},
+};
+static const cn_schema ai_schema = CN_SCHEMA("ai_assisted", ai_fields);
+
+/* ---- provenance, diff -------------------------------------------------- */
+
+static const cn_field provenance_fields[] = {
+    {.key = "agents", .parse = parse_nonempty_strings,
+     .offset = offsetof(cn_policy, agents)},
+};
+static const cn_schema provenance_schema = CN_SCHEMA("provenance", provenance_fields);
+
+/* Order matters (first match wins), so the map is kept as written. */
+static int parse_kind_rules(cn_loader *ld, const cn_node *v, const cn_field *f,
+                            void *dst)
+{
+    cn_policy *p = dst;
+    if (!cn__free_map(ld, v, f->key, "a map of path pattern to kind"))
+        return -1;
+    cn_kind_rule *rules = cn_arena_alloc(ld->arena, (v->count + 1) * sizeof(*rules));
+    if (!rules) {
+        cn_loader_error(ld, v, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < v->count; i++) {
+        const cn_node *k = v->items[2 * i];
+        if (!cn__free_key_ok(ld, v, i, f->key)) {
+            rc = -1;
+            continue;
+        }
+        cn_field kf = {.key = k->text};
+        if (cn__parse_name(ld, v->items[2 * i + 1], &kf, &rules[n].kind)) {
+            rc = -1;
+            continue;
+        }
+        if (!(rules[n].pattern = cn_arena_strdup(ld->arena, k->text))) {
+            cn_loader_error(ld, k, "out of memory");
+            return -1;
+        }
+        n++;
+    }
+    p->kind_rules = rules;
+    p->kind_rule_count = n;
+    return rc;
+}
+
+static const cn_field diff_fields[] = {
+    {.key = "kinds", .parse = parse_kind_rules, .offset = 0},
+};
+static const cn_schema diff_schema = CN_SCHEMA("diff", diff_fields);
+
+/* ---- the file ---------------------------------------------------------- */
+
+static const cn_field policy_fields[] = {
+    {.key = "name", .parse = cn__parse_name, .offset = offsetof(cn_policy, name),
+     .flags = CN_REQUIRED},
+    {.key = "match", .parse = cn_parse_map, .offset = offsetof(cn_policy, match),
+     .sub = &match_schema},
+    {.key = "plan", .parse = cn_parse_map, .offset = offsetof(cn_policy, plan),
+     .sub = &plan_schema},
+    {.key = "risk", .parse = cn_parse_map, .offset = offsetof(cn_policy, risk),
+     .sub = &risk_schema},
+    {.key = "ai_assisted", .parse = cn_parse_map, .offset = offsetof(cn_policy, ai),
+     .sub = &ai_schema},
+    {.key = "analysis", .parse = cn__parse_analysis,
+     .offset = offsetof(cn_policy, analysis)},
+    {.key = "actuator", .parse = cn__parse_actuator,
+     .offset = offsetof(cn_policy, actuator)},
+    {.key = "provenance", .parse = cn_parse_map, .offset = 0,
+     .sub = &provenance_schema},
+    {.key = "diff", .parse = cn_parse_map, .offset = 0, .sub = &diff_schema},
+};
+static const cn_schema policy_schema = CN_SCHEMA("policy", policy_fields);
+
+static void set_match_position(cn_policy *p, const cn_node *root)
+{
+    p->match_line = p->match_col = 1;
+    if (root->type != CN_NODE_MAP)
+        return;
+    for (size_t i = 0; i < root->count; i++) {
+        const cn_node *k = root->items[2 * i];
+        if (k->type == CN_NODE_SCALAR && !strcmp(k->text, "match")) {
+            p->match_line = k->line;
+            p->match_col = k->col;
+        }
+    }
+}
+
+int cn_policy_load_doc(cn_policy *p, const cn_doc *doc, cn_diags *diags)
+{
+    cn_policy_defaults(p);
+    p->file = cn_arena_strdup(&p->arena, doc->file ? doc->file : "<input>");
+    if (!p->file)
+        return CN_ENOMEM;
+    p->match_line = p->match_col = 1;
+    cn_loader ld;
+    cn_loader_init(&ld, p->file, diags, &p->arena);
+    if (!doc->root) {
+        cn_loader_error(&ld, NULL, "no policy document was read");
+        return CN_EINVAL;
+    }
+    cn_load_map(&ld, doc->root, &policy_schema, p);
+    set_match_position(p, doc->root);
+    cn__policy_check_analysis(&ld, doc->root, p);
+    return ld.errors ? CN_EINVAL : CN_OK;
+}
+
+int cn_policy_load(cn_policy *p, const char *path, cn_diags *diags)
+{
+    cn_doc doc;
+    int rc = cn_doc_load_file(&doc, path, diags);
+    if (rc) {
+        cn_doc_free(&doc);
+        cn_policy_defaults(p);
+        p->file = cn_arena_strdup(&p->arena, path);
+        return rc;
+    }
+    rc = cn_policy_load_doc(p, &doc, diags);
+    cn_doc_free(&doc);
+    return rc;
+}
+
+/* ---- selection --------------------------------------------------------- */
+
+/* How narrowly a policy's match fits a subject; larger is narrower, and
+ * the fields compare in this order. */
+typedef struct specificity {
+    int service;     /* 0 any (no criterion, or a glob with no literal), 1 glob, 2 exact */
+    size_t literals; /* literal characters of the glob that matched */
+    int tier;        /* 1 when the policy names tiers */
+    int ai;          /* 1 when the policy names ai_assisted */
+} specificity;
+
+/* Literal characters of a glob: those outside *, ?, [...] and escapes
+ * count as literal; *glob is set when any metacharacter occurs. */
+static size_t glob_literals(const char *g, bool *glob)
+{
+    size_t n = 0;
+    *glob = false;
+    for (const char *c = g; *c; c++) {
+        if (*c == '*' || *c == '?') {
+            *glob = true;
+        } else if (*c == '\\' && c[1]) {
+            *glob = true;
+            n++;
+            c++;
+        } else if (*c == '[') {
+            /* fnmatch: "[]...]" and "[!]...]" hold a literal ']' first. */
+            const char *e = c + 1;
+            if (*e == '!' || *e == '^')
+                e++;
+            if (*e == ']')
+                e++;
+            e = strchr(e, ']');
+            if (!e) {
+                n++;
+                continue;
+            }
+            *glob = true;
+            c = e;
+        } else {
+            n++;
+        }
+    }
+    return n;
+}
+
+static int spec_cmp(const specificity *a, const specificity *b)
+{
+    if (a->service != b->service)
+        return a->service < b->service ? -1 : 1;
+    if (a->literals != b->literals)
+        return a->literals < b->literals ? -1 : 1;
+    if (a->tier != b->tier)
+        return a->tier < b->tier ? -1 : 1;
+    if (a->ai != b->ai)
+        return a->ai < b->ai ? -1 : 1;
+    return 0;
+}
+
+/* True when p's match accepts s; *sp is then its specificity, taken from
+ * the most specific of its globs that match. */
+static bool policy_matches(const cn_policy *p, const cn_match_subject *s,
+                           specificity *sp)
+{
+    const cn_match *m = &p->match;
+    memset(sp, 0, sizeof(*sp));
+    if (m->services.count) {
+        bool any = false;
+        for (size_t i = 0; i < m->services.count; i++) {
+            const char *g = m->services.items[i];
+            if (fnmatch(g, s->service, 0) != 0)
+                continue;
+            bool glob;
+            specificity c = {0, glob_literals(g, &glob), 0, 0};
+            c.service = !glob ? 2 : c.literals ? 1 : 0;
+            if (!c.service)
+                c.literals = 0;
+            if (!any || spec_cmp(&c, sp) > 0)
+                *sp = c;
+            any = true;
+        }
+        if (!any)
+            return false;
+    }
+    if (m->tier_count) {
+        bool found = false;
+        for (size_t i = 0; i < m->tier_count; i++)
+            found |= s->tier >= 0 && m->tiers[i] == s->tier;
+        if (!found)
+            return false;
+        sp->tier = 1;
+    }
+    if (m->ai_assisted >= 0) {
+        if (m->ai_assisted != (int)s->ai_assisted)
+            return false;
+        sp->ai = 1;
+    }
+    return true;
+}
+
+static void describe_subject(char *buf, size_t len, const cn_match_subject *s)
+{
+    char tier[32];
+    if (s->tier >= 0)
+        snprintf(tier, sizeof tier, "tier %d", s->tier);
+    else
+        snprintf(tier, sizeof tier, "tier unknown");
+    snprintf(buf, len, "service '%s' (%s, %s)", s->service, tier,
+             s->ai_assisted ? "AI-assisted" : "not AI-assisted");
+}
+
+int cn_policy_select(const cn_policy_set *set, const cn_match_subject *s,
+                     const cn_policy **chosen, char *err, size_t errlen)
+{
+    const cn_policy *best = NULL, *tie = NULL;
+    specificity best_sp = {0, 0, 0, 0};
+    *chosen = NULL;
+    for (size_t i = 0; i < set->count; i++) {
+        specificity sp;
+        if (!policy_matches(set->items[i], s, &sp))
+            continue;
+        int c = best ? spec_cmp(&sp, &best_sp) : 1;
+        if (c > 0) {
+            best = set->items[i];
+            best_sp = sp;
+            tie = NULL;
+        } else if (c == 0 && !tie) {
+            tie = set->items[i];
+        }
+    }
+    char subject[256];
+    describe_subject(subject, sizeof subject, s);
+    if (!best) {
+        if (errlen)
+            snprintf(err, errlen,
+                     "no policy matches %s; add a catch-all policy with "
+                     "match: {services: [\"*\"]}", subject);
+        return CN_ENOTFOUND;
+    }
+    if (tie) {
+        if (errlen)
+            snprintf(err, errlen,
+                     "%s and %s both match service '%s' equally specifically; "
+                     "narrow one of their match sections", best->file, tie->file,
+                     s->service);
+        return CN_EINVAL;
+    }
+    *chosen = best;
+    return CN_OK;
+}
+
+/* ---- a directory of policies ------------------------------------------- */
+
+static bool is_policy_file(const char *name)
+{
+    size_t n = strlen(name);
+    if (name[0] == '.')
+        return false;
+    return (n > 5 && !strcmp(name + n - 5, ".yaml")) ||
+           (n > 4 && !strcmp(name + n - 4, ".yml"));
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* The policy file names in dir, sorted; *out is NULL when there are none. */
+static int list_policy_files(DIR *d, char ***out, size_t *count)
+{
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    *out = NULL;
+    *count = 0;
+    while ((e = readdir(d))) {
+        if (!is_policy_file(e->d_name))
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char **grown = realloc(names, ncap * sizeof(*grown));
+            if (!grown)
+                goto nomem;
+            names = grown;
+            cap = ncap;
+        }
+        if (!(names[n] = strdup(e->d_name)))
+            goto nomem;
+        n++;
+    }
+    if (n)
+        qsort(names, n, sizeof(*names), cmp_names);
+    *out = names;
+    *count = n;
+    return CN_OK;
+nomem:
+    free_names(names, n);
+    return CN_ENOMEM;
+}
+
+/* Two files with one name would make the audit log ambiguous. Reported at
+ * the later file's name, since files load in sorted order. */
+static bool unique_name(const cn_policy_set *set, const cn_policy *p,
+                        const cn_doc *doc, cn_diags *diags)
+{
+    for (size_t i = 0; i < set->count; i++) {
+        if (strcmp(set->items[i]->name, p->name))
+            continue;
+        cn_loader ld;
+        cn_loader_init(&ld, p->file, diags, NULL);
+        cn_loader_error(&ld, cn_node_get(doc->root, "name"),
+                        "policy name '%s' is also used by %s; policy names must "
+                        "be unique", p->name, set->items[i]->file);
+        return false;
+    }
+    return true;
+}
+
+static int load_into_set(cn_policy_set *set, const char *path, cn_diags *diags)
+{
+    cn_policy *p = malloc(sizeof(*p));
+    if (!p)
+        return CN_ENOMEM;
+    cn_doc doc;
+    int rc = cn_doc_load_file(&doc, path, diags);
+    if (!rc)
+        rc = cn_policy_load_doc(p, &doc, diags);
+    else
+        cn_policy_defaults(p);
+    if (!rc && !unique_name(set, p, &doc, diags))
+        rc = CN_EINVAL;
+    cn_doc_free(&doc);
+    if (rc) {
+        cn_policy_free(p);
+        free(p);
+        return rc;
+    }
+    set->items[set->count++] = p;
+    return CN_OK;
+}
+
+static int load_files(cn_policy_set *set, const char *dir, char **names,
+                      size_t n, cn_diags *diags)
+{
+    set->items = calloc(n, sizeof(*set->items));
+    if (!set->items)
+        return CN_ENOMEM;
+    size_t dlen = strlen(dir);
+    const char *sep = dlen && dir[dlen - 1] == '/' ? "" : "/";
+    int rc = CN_OK;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = dlen + strlen(names[i]) + 2;
+        char *path = malloc(len);
+        if (!path)
+            return CN_ENOMEM;
+        snprintf(path, len, "%s%s%s", dir, sep, names[i]);
+        int one = load_into_set(set, path, diags);
+        free(path);
+        if (one == CN_ENOMEM)
+            return one;
+        if (one && !rc)
+            rc = CN_EINVAL;
+    }
+    return rc;
+}
+
+int cn_policy_set_load_dir(cn_policy_set *set, const char *dir, cn_diags *diags)
+{
+    memset(set, 0, sizeof(*set));
+    DIR *d = opendir(dir);
+    if (!d) {
+        int e = errno;
+        cn_diags_add(diags, dir, 0, 0, "cannot open the policy directory: %s",
+                     strerror(e));
+        return e == ENOENT ? CN_ENOTFOUND : e == ENOTDIR ? CN_EINVAL : CN_EIO;
+    }
+    char **names;
+    size_t n;
+    int rc = list_policy_files(d, &names, &n);
+    closedir(d);
+    if (rc)
+        return rc;
+    if (!n) {
+        cn_diags_add(diags, dir, 0, 0,
+                     "no policy files (*.yaml or *.yml) in this directory");
+        return CN_EINVAL;
+    }
+    rc = load_files(set, dir, names, n, diags);
+    free_names(names, n);
+    return rc;
+}
+
+void cn_policy_set_free(cn_policy_set *set)
+{
+    for (size_t i = 0; i < set->count; i++) {
+        cn_policy_free(set->items[i]);
+        free(set->items[i]);
+    }
+    free(set->items);
+    set->items = NULL;
+    set->count = 0;
 }

@@ -33,9 +33,10 @@ typedef struct cn_stage {
     uint64_t units;   /* fleet units at this weight */
     int64_t bake_ms;
     bool approval;    /* a second person must sign off before it starts */
-    double budget;    /* B_i: share of all user traffic it may put at risk */
-    double at_risk;   /* weight x BR, the risk-weighted share it exposes */
+    double budget;    /* B_i: risk-weighted share of traffic it may put at risk */
+    double weighted;  /* weight x BR, what is compared with the budget */
     double exposed;   /* weight x reach, share of all user requests exposed */
+    bool over_budget; /* over B_i by more than rounding up to one unit */
 } cn_stage;
 
 typedef struct cn_risk_factor {

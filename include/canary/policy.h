@@ -96,7 +96,10 @@ typedef struct cn_analysis {
 } cn_analysis;
 
 /* Stricter analysis settings for AI-assisted changes. Thresholds are
- * overridden by metric name and may only tighten. */
+ * overridden by metric name and may only tighten. After loading, each
+ * override holds the whole threshold to apply: a bound the file leaves out
+ * is copied from the metric's own threshold, so applying the override in
+ * place of the metric's threshold never loosens it. */
 typedef struct cn_threshold_override {
     const char *metric;
     cn_threshold threshold;
@@ -201,8 +204,11 @@ typedef struct cn_policy_set {
     size_t count;
 } cn_policy_set;
 
-/* Loads every *.yaml and *.yml in dir, sorted by file name. Reports every
- * problem in every file, and two policies sharing a name. */
+/* Loads every *.yaml and *.yml in dir (not recursive, dot files skipped),
+ * sorted by file name. Reports every problem in every file, and two
+ * policies sharing a name; set then holds only the files that loaded
+ * cleanly. CN_ENOTFOUND when dir does not exist, CN_EINVAL when any file
+ * failed or there is none. Free with cn_policy_set_free() in every case. */
 int cn_policy_set_load_dir(cn_policy_set *set, const char *dir, cn_diags *diags);
 void cn_policy_set_free(cn_policy_set *set);
 
@@ -215,9 +221,13 @@ typedef struct cn_match_subject {
 
 /* Picks the most specific matching policy (see docs/policy.md): by the
  * service criterion (exact name > glob, more literal characters first),
- * then a tier criterion, then an ai_assisted criterion. Returns 0 and sets
- * *chosen; CN_ENOTFOUND when none matches; CN_EINVAL on a tie. err then
- * names the files involved. */
+ * then a tier criterion, then an ai_assisted criterion. A glob with no
+ * literal character ("*", "?*") ranks as no service criterion; a policy
+ * with several globs is as specific as the best one that matches. A tiers
+ * criterion never matches a subject whose tier is unknown. Returns 0 and
+ * sets *chosen; CN_ENOTFOUND when none matches; CN_EINVAL on a tie (only a
+ * tie for the most specific place counts). *chosen is NULL on failure and
+ * err names the files involved. */
 int cn_policy_select(const cn_policy_set *set, const cn_match_subject *s,
                      const cn_policy **chosen, char *err, size_t errlen);
 

@@ -29,6 +29,12 @@ typedef struct cn_ai_evidence {
                             Generated-by with an unknown value */
 } cn_ai_evidence;
 
+/* One changed file; a rename is listed once, under its new path. */
+typedef struct cn_diff_file {
+    const char *path;
+    unsigned lines; /* added + deleted; 0 for binary files */
+} cn_diff_file;
+
 typedef struct cn_kind_count {
     const char *kind;
     unsigned files;
@@ -43,6 +49,8 @@ typedef struct cn_provenance {
     size_t evidence_count;
     unsigned files;
     unsigned lines; /* added + deleted; binary files count 0 */
+    cn_diff_file *diff_files; /* in git's order; kinds derive from these */
+    size_t diff_file_count;
     cn_kind_count *kinds; /* in order of first appearance */
     size_t kind_count;
     cn_arena arena;
@@ -59,6 +67,10 @@ int cn_provenance_parse_log(cn_provenance *p, const char *text, size_t len,
  * diff.kinds rules (cn_policy_kind_for_path). */
 int cn_provenance_parse_numstat(cn_provenance *p, const char *text, size_t len,
                                 const cn_policy *policy);
+/* Recomputes kinds from diff_files under policy (NULL: every file is
+ * "code"), for when the policy that applies is chosen after the diff is
+ * known. Returns CN_OK or CN_ENOMEM. */
+int cn_provenance_classify(cn_provenance *p, const cn_policy *policy);
 
 /* Runs git in repo_dir over range ("A..B") and fills p. On failure returns
  * CN_ESPAWN / CN_EINVAL with a message in err naming the git command and

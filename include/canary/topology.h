@@ -11,8 +11,10 @@
  * of a caller's requests that call the dependency (a plain list means 1).
  *   reach(S) = sum over entries E of traffic(E) * p_E(S)
  *   p_E(E) = 1,  p_E(S) = min(1, sum over callers C of p_E(C) * f(C->S))
- * Cycles are resolved by iterating to the fixed point, which exists and is
- * reached from below because each p is monotone and capped at 1.
+ * Cycles are resolved by iterating to the fixed point from above: every p
+ * starts at 1 and only falls, so stopping early overstates reach, never
+ * understates it. Over the services an entry reaches the fixed point is
+ * unique, so it is the least one defined here.
  * cn_topology_reach() is pure and allocates only scratch memory.
  */
 #ifndef CANARY_TOPOLOGY_H
@@ -58,8 +60,8 @@ void cn_topology_free(cn_topology *t);
 /* Index of the named service, or -1. O(log n). */
 long cn_topology_find(const cn_topology *t, const char *name);
 
-/* Computes reach of services[index] into *reach (0..1). Returns CN_OK, or
- * CN_ENOMEM. */
+/* Computes reach of services[index] into *reach (0..1). Returns CN_OK,
+ * CN_EINVAL when index >= t->count, or CN_ENOMEM. */
 int cn_topology_reach(const cn_topology *t, size_t index, double *reach);
 
 #endif

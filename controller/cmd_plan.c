@@ -1,0 +1,102 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "canary/plan_output.h"
+#include "canary/planning.h"
+#include "canary/status.h"
+#include "commands.h"
+
+const cn_command cn_cmd_plan_def = {
+    "plan", cn_cmd_plan, "show the stages a change would get, and why",
+    "usage: canary plan --change FILE [--topology FILE] [--policy FILE | --policies DIR]\n"
+    "                   [--git-range A..B [--repo DIR]] [-o text|json]\n"
+    "\n"
+    "  --change FILE      the change (YAML or JSON): service, version, author, ...\n"
+    "  --topology FILE    the service graph; without it reach is 100% and the tier unknown\n"
+    "  --policy FILE      use this policy, without matching\n"
+    "  --policies DIR     match the change against every *.yaml in DIR (default: policies)\n"
+    "  --git-range A..B   derive the diff and AI provenance from these commits\n"
+    "  --repo DIR         the git repository for --git-range (default: .)\n"
+    "  -o, --output FMT   text (default) or json\n"
+    "\n"
+    "Exit status: 0 planned, 2 invalid input, 1 internal failure.\n"};
+
+static const struct option plan_options[] = {
+    {"change", required_argument, NULL, 'c'},
+    {"topology", required_argument, NULL, 't'},
+    {"policy", required_argument, NULL, 'p'},
+    {"policies", required_argument, NULL, 'P'},
+    {"git-range", required_argument, NULL, 'g'},
+    {"repo", required_argument, NULL, 'r'},
+    {"output", required_argument, NULL, 'o'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int print_plan(const cn_planning *pl, bool json)
+{
+    if (!json) {
+        cn_plan_print_text(pl, stdout);
+        return CN_EXIT_OK;
+    }
+    json_t *o = cn_plan_to_json(pl);
+    if (!o) {
+        fprintf(stderr, "canary plan: out of memory building the JSON plan\n");
+        return CN_EXIT_INTERNAL;
+    }
+    int rc = json_dumpf(o, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(12));
+    fputc('\n', stdout);
+    json_decref(o);
+    return rc ? CN_EXIT_INTERNAL : CN_EXIT_OK;
+}
+
+int cn_cmd_plan(int argc, char **argv)
+{
+    const cn_command *cmd = &cn_cmd_plan_def;
+    cn_planning_options opt = {0};
+    bool json = false;
+    int c;
+    while ((c = getopt_long(argc, argv, ":o:h", plan_options, NULL)) != -1) {
+        switch (c) {
+        case 'c': opt.change_path = optarg; break;
+        case 't': opt.topology_path = optarg; break;
+        case 'p': opt.policy_path = optarg; break;
+        case 'P': opt.policies_dir = optarg; break;
+        case 'g': opt.git_range = optarg; break;
+        case 'r': opt.repo_dir = optarg; break;
+        case 'o':
+            if (!strcmp(optarg, "json"))
+                json = true;
+            else if (strcmp(optarg, "text"))
+                return cn_usage_error(cmd, "-o takes 'text' or 'json', got '%s'", optarg);
+            break;
+        case 'h': return cn_print_help(cmd);
+        case ':': return cn_usage_error(cmd, "'%s' needs a value", cn_bad_option(argv));
+        default: return cn_usage_error(cmd, "unknown flag '%s'", cn_bad_option(argv));
+        }
+    }
+    if (optind < argc)
+        return cn_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!opt.change_path)
+        return cn_usage_error(cmd, "--change is required");
+    if (opt.policy_path && opt.policies_dir)
+        return cn_usage_error(cmd, "give --policy or --policies, not both");
+    if (opt.repo_dir && !opt.git_range)
+        return cn_usage_error(cmd, "--repo only applies with --git-range");
+
+    cn_diags diags;
+    cn_diags_init(&diags);
+    cn_planning pl;
+    int rc = cn_planning_run(&pl, &opt, &diags);
+    int exit_code = CN_EXIT_OK;
+    cn_diags_print(&diags, stderr);
+    if (rc == CN_ENOMEM)
+        exit_code = CN_EXIT_INTERNAL;
+    else if (rc)
+        exit_code = CN_EXIT_INVALID;
+    else
+        exit_code = print_plan(&pl, json);
+    cn_planning_free(&pl);
+    cn_diags_free(&diags);
+    return exit_code;
+}

@@ -1,0 +1,31 @@
+/* commands.h: the subcommands of cli.c, one file each (private). */
+#ifndef CANARY_COMMANDS_H
+#define CANARY_COMMANDS_H
+
+#include <getopt.h>
+
+enum { CN_EXIT_OK = 0, CN_EXIT_INTERNAL = 1, CN_EXIT_INVALID = 2 };
+
+typedef struct cn_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+    const char *usage; /* synopsis and options, printed by --help */
+} cn_command;
+
+int cn_cmd_validate(int argc, char **argv);
+int cn_cmd_plan(int argc, char **argv);
+int cn_cmd_demo(int argc, char **argv);
+
+extern const cn_command cn_cmd_validate_def, cn_cmd_plan_def, cn_cmd_demo_def;
+
+/* Shared getopt_long loop behaviour: prints "canary CMD: unknown flag ..."
+ * and the usage to stderr; returns CN_EXIT_INVALID for the caller to return. */
+int cn_usage_error(const cn_command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The option that getopt_long rejected, for the message. */
+const char *cn_bad_option(char **argv);
+/* Prints the usage to stdout (for --help); returns CN_EXIT_OK. */
+int cn_print_help(const cn_command *cmd);
+
+#endif

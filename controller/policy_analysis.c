@@ -1,0 +1,698 @@
+/* Policy files: the analysis section (metrics and where their numbers come
+ * from), its stricter AI-assisted variant, the actuator, and the checks
+ * that span sections. */
+#include <ctype.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "canary/policy.h"
+#include "policy_internal.h"
+
+/* ---- secrets and names ------------------------------------------------- */
+
+static bool env_name_ok(const char *s)
+{
+    if (!isalpha((unsigned char)*s) && *s != '_')
+        return false;
+    for (s++; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_')
+            return false;
+    return true;
+}
+
+/* A value that fails the variable-name rule may be the secret itself,
+ * pasted where its variable's name belongs; long or spaced values are
+ * therefore described, not echoed into CI logs. */
+static void bad_env_name(cn_loader *ld, const cn_node *v, const char *what)
+{
+    bool echo = strlen(v->text) <= 40 && !strpbrk(v->text, " \t");
+    if (echo)
+        cn_loader_error(ld, v, "%s must name an environment variable (letters, "
+                        "digits and '_', not starting with a digit), got '%s'",
+                        what, v->text);
+    else
+        cn_loader_error(ld, v, "%s must name an environment variable (letters, "
+                        "digits and '_', not starting with a digit), got a "
+                        "%zu-character value (not shown: it may be a secret)",
+                        what, strlen(v->text));
+}
+
+static int parse_env_name(cn_loader *ld, const cn_node *v, const cn_field *f,
+                          void *dst)
+{
+    const char *s;
+    if (cn_parse_string(ld, v, f, &s))
+        return -1;
+    if (!env_name_ok(s)) {
+        char what[96];
+        snprintf(what, sizeof what, "'%s'", f->key);
+        bad_env_name(ld, v, what);
+        return -1;
+    }
+    *(const char **)dst = s;
+    return 0;
+}
+
+/* RFC 9110 token characters. */
+static bool header_name_ok(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+            return false;
+    return true;
+}
+
+static int parse_env_headers(cn_loader *ld, const cn_node *v, const cn_field *f,
+                             void *dst)
+{
+    cn_source *src = dst;
+    if (!cn__free_map(ld, v, f->key, "a map of header name to environment variable"))
+        return -1;
+    cn_env_header *h = cn_arena_alloc(ld->arena, (v->count + 1) * sizeof(*h));
+    if (!h) {
+        cn_loader_error(ld, v, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < v->count; i++) {
+        const cn_node *k = v->items[2 * i], *val = v->items[2 * i + 1];
+        char what[160];
+        if (!cn__free_key_ok(ld, v, i, f->key)) {
+            rc = -1;
+            continue;
+        }
+        if (!header_name_ok(k->text)) {
+            cn_loader_error(ld, k, "'%s' is not a valid HTTP header name", k->text);
+            rc = -1;
+            continue;
+        }
+        snprintf(what, sizeof what, "header '%.100s' in '%s'", k->text, f->key);
+        cn_field vf = {.key = k->text};
+        if (cn_expect_scalar(ld, val, k->text, "an environment variable name")) {
+            rc = -1;
+            continue;
+        }
+        if (!env_name_ok(val->text)) {
+            bad_env_name(ld, val, what);
+            rc = -1;
+            continue;
+        }
+        h[n].name = cn_arena_strdup(ld->arena, k->text);
+        if (!h[n].name || cn_parse_string(ld, val, &vf, &h[n].env))
+            return -1;
+        n++;
+    }
+    src->headers = h;
+    src->header_count = n;
+    return rc;
+}
+
+/* Keys that would put a secret in the file. Listing them in the schema
+ * (rather than leaving them unknown) gives a message that says where the
+ * secret belongs instead. */
+static int reject_secret(cn_loader *ld, const cn_node *v, const cn_field *f,
+                         void *dst)
+{
+    (void)dst;
+    if (!strcmp(f->key, "headers"))
+        cn_loader_error(ld, v, "'headers' is not accepted: header values may be "
+                        "secrets; put each in an environment variable and name "
+                        "it in 'headers_from_env'");
+    else
+        cn_loader_error(ld, v, "'%s' is not accepted: secrets must not be "
+                        "written in policy files; put it in an environment "
+                        "variable and name that variable in 'bearer_token_env'",
+                        f->key);
+    return -1;
+}
+
+#define SECRET_FIELDS                                   \
+    {.key = "bearer_token", .parse = reject_secret},    \
+    {.key = "token", .parse = reject_secret},           \
+    {.key = "password", .parse = reject_secret},        \
+    {.key = "headers", .parse = reject_secret}
+
+static int parse_url(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+{
+    const char *s;
+    if (cn_parse_string(ld, v, f, &s))
+        return -1;
+    const char *rest = !strncmp(s, "http://", 7)    ? s + 7
+                       : !strncmp(s, "https://", 8) ? s + 8
+                                                    : NULL;
+    if (!rest || !*rest || *rest == '/') {
+        cn_loader_error(ld, v, "'%s' must be an http:// or https:// URL with a "
+                        "host, got '%s'", f->key, s);
+        return -1;
+    }
+    size_t authority = strcspn(rest, "/?#");
+    if (memchr(rest, '@', authority)) {
+        cn_loader_error(ld, v, "'%s' must not carry credentials (user:password@); "
+                        "use 'bearer_token_env' or 'headers_from_env'", f->key);
+        return -1;
+    }
+    *(const char **)dst = s;
+    return 0;
+}
+
+static int parse_pointer(cn_loader *ld, const cn_node *v, const cn_field *f,
+                         void *dst)
+{
+    const char *s;
+    if (cn_parse_string(ld, v, f, &s))
+        return -1;
+    if (*s && *s != '/') {
+        cn_loader_error(ld, v, "'%s' must be empty or start with '/' (a JSON "
+                        "pointer, RFC 6901), got '%s'", f->key, s);
+        return -1;
+    }
+    for (const char *t = strchr(s, '~'); t; t = strchr(t + 1, '~'))
+        if (t[1] != '0' && t[1] != '1') {
+            cn_loader_error(ld, v, "'%s' has a '~' not followed by 0 or 1 (RFC "
+                            "6901 escapes '~' as ~0 and '/' as ~1), got '%s'",
+                            f->key, s);
+            return -1;
+        }
+    *(const char **)dst = s;
+    return 0;
+}
+
+/* ---- sources ----------------------------------------------------------- */
+
+static const char *const reduce_names[] = {"none", "sum", "max", "min", "avg", NULL};
+
+static const cn_field prometheus_fields[] = {
+    {.key = "address", .parse = parse_url, .offset = offsetof(cn_source, address),
+     .flags = CN_REQUIRED},
+    {.key = "query", .parse = cn__parse_name, .offset = offsetof(cn_source, query),
+     .flags = CN_REQUIRED},
+    {.key = "reduce", .parse = cn_parse_enum, .offset = offsetof(cn_source, reduce),
+     .choices = reduce_names},
+    {.key = "bearer_token_env", .parse = parse_env_name,
+     .offset = offsetof(cn_source, bearer_token_env)},
+    {.key = "headers_from_env", .parse = parse_env_headers, .offset = 0},
+    SECRET_FIELDS,
+};
+static const cn_schema prometheus_schema = CN_SCHEMA("prometheus", prometheus_fields);
+
+static const cn_field json_fields[] = {
+    {.key = "url", .parse = parse_url, .offset = offsetof(cn_source, url),
+     .flags = CN_REQUIRED},
+    {.key = "pointer", .parse = parse_pointer, .offset = offsetof(cn_source, pointer)},
+    {.key = "bearer_token_env", .parse = parse_env_name,
+     .offset = offsetof(cn_source, bearer_token_env)},
+    {.key = "headers_from_env", .parse = parse_env_headers, .offset = 0},
+    SECRET_FIELDS,
+};
+static const cn_schema json_schema = CN_SCHEMA("json", json_fields);
+
+static int load_source(cn_loader *ld, const cn_node *v, const cn_schema *s,
+                       cn_source *src, cn_source_kind kind)
+{
+    unsigned before = ld->errors;
+    cn_load_map(ld, v, s, src);
+    src->kind = kind;
+    return ld->errors == before ? 0 : -1;
+}
+
+static int parse_prometheus(cn_loader *ld, const cn_node *v, const cn_field *f,
+                            void *dst)
+{
+    (void)f;
+    return load_source(ld, v, &prometheus_schema, dst, CN_SOURCE_PROMETHEUS);
+}
+
+static int parse_json(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+{
+    (void)f;
+    return load_source(ld, v, &json_schema, dst, CN_SOURCE_JSON);
+}
+
+/* ---- thresholds and baselines ------------------------------------------ */
+
+typedef struct bounds {
+    double min, max;
+} bounds;
+
+static const cn_field threshold_fields[] = {
+    {.key = "min", .parse = cn_parse_quantity, .offset = offsetof(bounds, min)},
+    {.key = "max", .parse = cn_parse_quantity, .offset = offsetof(bounds, max)},
+};
+static const cn_schema threshold_schema = CN_SCHEMA("threshold", threshold_fields);
+
+int cn__parse_threshold(cn_loader *ld, const cn_node *v, const cn_field *f,
+                        void *dst)
+{
+    cn_threshold *t = dst;
+    bounds b = {NAN, NAN};
+    unsigned before = ld->errors;
+    uint64_t present = cn_load_map(ld, v, &threshold_schema, &b);
+    t->has_min = !isnan(b.min);
+    t->has_max = !isnan(b.max);
+    t->min = t->has_min ? b.min : 0;
+    t->max = t->has_max ? b.max : 0;
+    if (!present && ld->errors == before)
+        cn_loader_error(ld, v, "'%s' needs 'min' or 'max' (or both)", f->key);
+    if (t->has_min && t->has_max && t->min > t->max)
+        cn_loader_error(ld, v, "'%s' has 'min' %s above 'max' %s, so no value "
+                        "could pass", f->key, cn_node_get(v, "min")->text,
+                        cn_node_get(v, "max")->text);
+    return ld->errors == before ? 0 : -1;
+}
+
+static const cn_field baseline_fields[] = {
+    {.key = "max_increase", .parse = cn__parse_percent_range,
+     .offset = offsetof(cn_baseline, max_increase), .flags = CN_REQUIRED | CN_MIN,
+     .min = 0},
+    {.key = "slack", .parse = cn__parse_number_range, .offset = offsetof(cn_baseline, slack),
+     .flags = CN_MIN, .min = 0},
+};
+static const cn_schema baseline_schema = CN_SCHEMA("baseline", baseline_fields);
+
+static int parse_baseline(cn_loader *ld, const cn_node *v, const cn_field *f,
+                          void *dst)
+{
+    (void)f;
+    cn_baseline *b = dst;
+    unsigned before = ld->errors;
+    cn_load_map(ld, v, &baseline_schema, b);
+    b->enabled = true;
+    return ld->errors == before ? 0 : -1;
+}
+
+/* ---- metrics ----------------------------------------------------------- */
+
+enum { M_NAME, M_PROMETHEUS, M_JSON, M_THRESHOLD, M_BASELINE };
+static const cn_field metric_fields[] = {
+    [M_NAME] = {.key = "name", .parse = cn__parse_name,
+                .offset = offsetof(cn_metric, name), .flags = CN_REQUIRED},
+    [M_PROMETHEUS] = {.key = "prometheus", .parse = parse_prometheus,
+                      .offset = offsetof(cn_metric, source)},
+    [M_JSON] = {.key = "json", .parse = parse_json,
+                .offset = offsetof(cn_metric, source)},
+    [M_THRESHOLD] = {.key = "threshold", .parse = cn__parse_threshold,
+                     .offset = offsetof(cn_metric, threshold)},
+    [M_BASELINE] = {.key = "baseline", .parse = parse_baseline,
+                    .offset = offsetof(cn_metric, baseline)},
+};
+static const cn_schema metric_schema = CN_SCHEMA("metric", metric_fields);
+
+#define BIT(i) (1ull << (i))
+
+static void load_metric(cn_loader *ld, const cn_node *item, cn_metric *m,
+                        size_t index)
+{
+    m->line = item->line;
+    m->col = item->col;
+    if (item->type != CN_NODE_MAP) {
+        cn_loader_error(ld, item, "each entry of 'metrics' must be a map with a "
+                        "'name' and a source, got %s", cn_node_type_name(item));
+        return;
+    }
+    uint64_t bits = cn_load_map(ld, item, &metric_schema, m);
+    char label[160];
+    if (m->name)
+        snprintf(label, sizeof label, "metric '%.100s'", m->name);
+    else
+        snprintf(label, sizeof label, "metric %zu", index + 1);
+    if ((bits & BIT(M_PROMETHEUS)) && (bits & BIT(M_JSON)))
+        cn_loader_error(ld, item, "%s has both 'prometheus' and 'json'; give "
+                        "exactly one source", label);
+    else if (!(bits & (BIT(M_PROMETHEUS) | BIT(M_JSON))))
+        cn_loader_error(ld, item, "%s has no source; give 'prometheus' or 'json'",
+                        label);
+    if (!(bits & (BIT(M_THRESHOLD) | BIT(M_BASELINE))))
+        cn_loader_error(ld, item, "%s has neither 'threshold' nor 'baseline', so "
+                        "it could never fail; give at least one", label);
+}
+
+/* The metrics array keeps one slot per list entry, even a broken one, so
+ * that index i is entry i of the list for the cross-section checks. */
+static int parse_metrics(cn_loader *ld, const cn_node *v, const cn_field *f,
+                         void *dst)
+{
+    cn_analysis *a = dst;
+    if (v->type != CN_NODE_SEQ || !v->count) {
+        cn_loader_error(ld, v, "'%s' expects a non-empty list of metrics, got %s",
+                        f->key, v->type == CN_NODE_SEQ ? "an empty list"
+                                                       : cn_node_type_name(v));
+        return -1;
+    }
+    cn_metric *m = cn_arena_alloc(ld->arena, v->count * sizeof(*m));
+    if (!m) {
+        cn_loader_error(ld, v, "out of memory");
+        return -1;
+    }
+    unsigned before = ld->errors;
+    for (size_t i = 0; i < v->count; i++) {
+        load_metric(ld, v->items[i], &m[i], i);
+        for (size_t j = 0; j < i && m[i].name; j++)
+            if (m[j].name && !strcmp(m[j].name, m[i].name)) {
+                cn_loader_error(ld, cn_node_get(v->items[i], "name"),
+                                "metric name '%s' is used twice (first at line %u)",
+                                m[i].name, m[j].line);
+                break;
+            }
+    }
+    a->metrics = m;
+    a->metric_count = v->count;
+    return ld->errors == before ? 0 : -1;
+}
+
+/* ---- min_requests, analysis -------------------------------------------- */
+
+enum { R_COUNT, R_PROMETHEUS, R_JSON };
+static const cn_field min_requests_fields[] = {
+    [R_COUNT] = {.key = "count", .parse = cn__parse_uint_range,
+                 .offset = offsetof(cn_min_requests, count),
+                 .flags = CN_REQUIRED | CN_MIN, .min = 1},
+    [R_PROMETHEUS] = {.key = "prometheus", .parse = parse_prometheus,
+                      .offset = offsetof(cn_min_requests, source)},
+    [R_JSON] = {.key = "json", .parse = parse_json,
+                .offset = offsetof(cn_min_requests, source)},
+};
+static const cn_schema min_requests_schema =
+    CN_SCHEMA("min_requests", min_requests_fields);
+
+static int parse_min_requests(cn_loader *ld, const cn_node *v, const cn_field *f,
+                              void *dst)
+{
+    unsigned before = ld->errors;
+    uint64_t bits = cn_load_map(ld, v, &min_requests_schema, dst);
+    bool prom = bits & BIT(R_PROMETHEUS), json = bits & BIT(R_JSON);
+    if ((v->type == CN_NODE_MAP || cn_node_is_null(v)) && prom == json)
+        cn_loader_error(ld, v, "'%s' needs exactly one source, 'prometheus' or "
+                        "'json', got %s", f->key, prom ? "both" : "neither");
+    return ld->errors == before ? 0 : -1;
+}
+
+static const char *const outcome_names[] = {"rollback", "pause", NULL};
+
+static const cn_field analysis_fields[] = {
+    {.key = "interval", .parse = cn__parse_duration_range,
+     .offset = offsetof(cn_analysis, interval_ms), .flags = CN_MIN, .min = 1000},
+    {.key = "timeout", .parse = cn__parse_duration_range,
+     .offset = offsetof(cn_analysis, timeout_ms),
+     .flags = CN_MIN | CN_MIN_EXCLUSIVE, .min = 0},
+    {.key = "failure_limit", .parse = cn__parse_uint_range,
+     .offset = offsetof(cn_analysis, failure_limit)},
+    {.key = "consecutive_failure_limit", .parse = cn__parse_uint_range,
+     .offset = offsetof(cn_analysis, consecutive_failure_limit),
+     .flags = CN_MIN, .min = 1},
+    {.key = "consecutive_error_limit", .parse = cn__parse_uint_range,
+     .offset = offsetof(cn_analysis, consecutive_error_limit),
+     .flags = CN_MIN, .min = 1},
+    {.key = "max_bake", .parse = cn__parse_duration_range,
+     .offset = offsetof(cn_analysis, max_bake_ms),
+     .flags = CN_MIN | CN_MIN_EXCLUSIVE, .min = 0},
+    {.key = "on_failure", .parse = cn_parse_enum,
+     .offset = offsetof(cn_analysis, on_failure), .choices = outcome_names},
+    {.key = "on_inconclusive", .parse = cn_parse_enum,
+     .offset = offsetof(cn_analysis, on_inconclusive), .choices = outcome_names},
+    {.key = "min_requests", .parse = parse_min_requests,
+     .offset = offsetof(cn_analysis, min_requests)},
+    {.key = "metrics", .parse = parse_metrics, .offset = 0},
+};
+static const cn_schema analysis_schema = CN_SCHEMA("analysis", analysis_fields);
+
+int cn__parse_analysis(cn_loader *ld, const cn_node *v, const cn_field *f,
+                       void *dst)
+{
+    (void)f;
+    unsigned before = ld->errors;
+    cn_load_map(ld, v, &analysis_schema, dst);
+    return ld->errors == before ? 0 : -1;
+}
+
+/* ---- actuator ---------------------------------------------------------- */
+
+static int parse_exec(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+{
+    cn_strings argv;
+    if (cn_parse_strings(ld, v, f, &argv))
+        return -1;
+    if (!argv.count || !*argv.items[0]) {
+        cn_loader_error(ld, v, "'%s' must start with a command to run, got %s",
+                        f->key, argv.count ? "an empty string" : "an empty list");
+        return -1;
+    }
+    *(cn_strings *)dst = argv;
+    return 0;
+}
+
+static const cn_field actuator_http_fields[] = {
+    {.key = "url", .parse = parse_url, .offset = offsetof(cn_actuator, http_url),
+     .flags = CN_REQUIRED},
+    {.key = "bearer_token_env", .parse = parse_env_name,
+     .offset = offsetof(cn_actuator, http_auth.bearer_token_env)},
+    {.key = "headers_from_env", .parse = parse_env_headers,
+     .offset = offsetof(cn_actuator, http_auth)},
+    SECRET_FIELDS,
+};
+static const cn_schema actuator_http_schema =
+    CN_SCHEMA("actuator.http", actuator_http_fields);
+
+enum { A_EXEC, A_HTTP };
+static const cn_field actuator_fields[] = {
+    [A_EXEC] = {.key = "exec", .parse = parse_exec,
+                .offset = offsetof(cn_actuator, exec)},
+    [A_HTTP] = {.key = "http", .parse = cn_parse_map, .offset = 0,
+                .sub = &actuator_http_schema},
+    {.key = "timeout", .parse = cn__parse_duration_range,
+     .offset = offsetof(cn_actuator, timeout_ms),
+     .flags = CN_MIN | CN_MIN_EXCLUSIVE, .min = 0},
+    {.key = "retries", .parse = cn__parse_uint_range, .offset = offsetof(cn_actuator, retries),
+     .flags = CN_MAX, .max = 20},
+    {.key = "backoff", .parse = cn__parse_duration_range,
+     .offset = offsetof(cn_actuator, backoff_ms)},
+};
+static const cn_schema actuator_schema = CN_SCHEMA("actuator", actuator_fields);
+
+/* An absent (or null) actuator is allowed: validate and plan need none. */
+int cn__parse_actuator(cn_loader *ld, const cn_node *v, const cn_field *f,
+                       void *dst)
+{
+    (void)f;
+    if (cn_node_is_null(v))
+        return 0;
+    unsigned before = ld->errors;
+    uint64_t bits = cn_load_map(ld, v, &actuator_schema, dst);
+    bool exec = bits & BIT(A_EXEC), http = bits & BIT(A_HTTP);
+    if (v->type == CN_NODE_MAP && exec && http)
+        cn_loader_error(ld, v, "actuator has both 'exec' and 'http'; give exactly one");
+    else if (v->type == CN_NODE_MAP && !exec && !http)
+        cn_loader_error(ld, v, "actuator needs 'exec' (a command) or 'http' (a "
+                        "webhook URL)");
+    return ld->errors == before ? 0 : -1;
+}
+
+/* ---- ai_assisted.analysis --------------------------------------------- */
+
+/* Overrides are checked against the metrics once both are loaded
+ * (check_ai_thresholds below), since the file may give them in any order. */
+static int parse_ai_thresholds(cn_loader *ld, const cn_node *v, const cn_field *f,
+                               void *dst)
+{
+    cn_ai_analysis *a = dst;
+    if (!cn__free_map(ld, v, f->key, "a map of metric name to threshold"))
+        return -1;
+    cn_threshold_override *o = cn_arena_alloc(ld->arena, (v->count + 1) * sizeof(*o));
+    if (!o) {
+        cn_loader_error(ld, v, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < v->count; i++) {
+        const cn_node *k = v->items[2 * i];
+        if (!cn__free_key_ok(ld, v, i, f->key)) {
+            rc = -1;
+            continue;
+        }
+        cn_field tf = {.key = k->text};
+        if (cn__parse_threshold(ld, v->items[2 * i + 1], &tf, &o[n].threshold)) {
+            rc = -1;
+            continue;
+        }
+        if (!(o[n].metric = cn_arena_strdup(ld->arena, k->text))) {
+            cn_loader_error(ld, k, "out of memory");
+            return -1;
+        }
+        o[n].line = k->line;
+        o[n].col = k->col;
+        n++;
+    }
+    a->thresholds = o;
+    a->threshold_count = n;
+    return rc;
+}
+
+enum { AI_FAILURE_LIMIT, AI_CONSECUTIVE_FAILURE_LIMIT, AI_THRESHOLDS };
+static const cn_field ai_analysis_fields[] = {
+    [AI_FAILURE_LIMIT] = {.key = "failure_limit", .parse = cn__parse_uint_range,
+                          .offset = offsetof(cn_ai_analysis, failure_limit)},
+    [AI_CONSECUTIVE_FAILURE_LIMIT] = {
+        .key = "consecutive_failure_limit", .parse = cn__parse_uint_range,
+        .offset = offsetof(cn_ai_analysis, consecutive_failure_limit),
+        .flags = CN_MIN, .min = 1},
+    [AI_THRESHOLDS] = {.key = "thresholds", .parse = parse_ai_thresholds, .offset = 0},
+};
+static const cn_schema ai_analysis_schema =
+    CN_SCHEMA("ai_assisted.analysis", ai_analysis_fields);
+
+int cn__parse_ai_analysis(cn_loader *ld, const cn_node *v, const cn_field *f,
+                          void *dst)
+{
+    (void)f;
+    cn_ai_analysis *a = dst;
+    unsigned before = ld->errors;
+    uint64_t present = cn_load_map(ld, v, &ai_analysis_schema, a);
+    a->has_failure_limit = present & BIT(AI_FAILURE_LIMIT);
+    a->has_consecutive_failure_limit = present & BIT(AI_CONSECUTIVE_FAILURE_LIMIT);
+    return ld->errors == before ? 0 : -1;
+}
+
+/* ---- checks across sections -------------------------------------------- */
+
+#define DEFAULT_TIMEOUT_CAP_MS 10000
+
+static void check_timeout(cn_loader *ld, const cn_node *an, cn_analysis *a)
+{
+    const cn_node *tn = cn_node_get(an, "timeout");
+    int64_t interval, timeout;
+    if (!tn) {
+        a->timeout_ms = a->interval_ms / 2 < DEFAULT_TIMEOUT_CAP_MS
+                            ? a->interval_ms / 2 : DEFAULT_TIMEOUT_CAP_MS;
+        return;
+    }
+    if (!cn__file_duration(an, "interval", a->interval_ms, &interval) ||
+        !cn__file_duration(an, "timeout", 0, &timeout) || timeout < interval)
+        return;
+    char shown[32];
+    cn__format_ms(shown, sizeof shown, interval);
+    cn_loader_error(ld, tn, "'timeout' must be less than 'interval' (%s), got '%s'",
+                    shown, tn->text);
+}
+
+static void check_max_bake(cn_loader *ld, const cn_node *root, const cn_node *an,
+                           const cn_policy *p)
+{
+    const cn_node *mb = cn_node_get(an, "max_bake");
+    int64_t max_bake, bake;
+    if (!mb || !cn__file_duration(an, "max_bake", 0, &max_bake) ||
+        !cn__file_duration(cn_node_get(root, "plan"), "bake", p->plan.bake_ms, &bake) ||
+        max_bake >= bake)
+        return;
+    char shown[32];
+    cn__format_ms(shown, sizeof shown, bake);
+    cn_loader_error(ld, mb, "'max_bake' must be at least plan 'bake' (%s), got '%s'",
+                    shown, mb->text);
+}
+
+/* AI-assisted changes get the same or stricter limits, never looser. */
+static void check_ai_limits(cn_loader *ld, const cn_node *an, const cn_node *ain,
+                            const cn_policy *p)
+{
+    const cn_ai_analysis *ai = &p->ai.analysis;
+    unsigned base;
+    const cn_node *n = cn_node_get(ain, "failure_limit");
+    if (ai->has_failure_limit && n &&
+        cn__file_uint(an, "failure_limit", p->analysis.failure_limit, &base) &&
+        ai->failure_limit > base)
+        cn_loader_error(ld, n, "'failure_limit' for AI-assisted changes may only "
+                        "tighten: at most %u (analysis 'failure_limit'), got '%s'",
+                        base, n->text);
+    n = cn_node_get(ain, "consecutive_failure_limit");
+    if (ai->has_consecutive_failure_limit && n &&
+        cn__file_uint(an, "consecutive_failure_limit",
+                      p->analysis.consecutive_failure_limit, &base) &&
+        base && ai->consecutive_failure_limit > base)
+        cn_loader_error(ld, n, "'consecutive_failure_limit' for AI-assisted changes "
+                        "may only tighten: at most %u (analysis "
+                        "'consecutive_failure_limit'), got '%s'", base, n->text);
+}
+
+static const char *bound_text(const cn_node *threshold, const char *key)
+{
+    const cn_node *n = cn_node_get(threshold, key);
+    return n && n->type == CN_NODE_SCALAR ? n->text : "?";
+}
+
+/* Checks one override against its metric's threshold, then fills in the
+ * bounds it leaves out from the metric, so that the stored override is the
+ * whole threshold to apply (a missing bound never loosens). */
+static void tighten(cn_loader *ld, cn_threshold_override *o, const cn_threshold *base,
+                    const cn_node *onode, const cn_node *bnode)
+{
+    cn_threshold *t = &o->threshold;
+    if (t->has_max && base->has_max && t->max > base->max)
+        cn_loader_error(ld, cn_node_get(onode, "max"),
+                        "AI-assisted 'max' for '%s' may only tighten: at most '%s' "
+                        "(the metric's 'max'), got '%s'", o->metric,
+                        bound_text(bnode, "max"), bound_text(onode, "max"));
+    if (t->has_min && base->has_min && t->min < base->min)
+        cn_loader_error(ld, cn_node_get(onode, "min"),
+                        "AI-assisted 'min' for '%s' may only tighten: at least '%s' "
+                        "(the metric's 'min'), got '%s'", o->metric,
+                        bound_text(bnode, "min"), bound_text(onode, "min"));
+    bool had_both = t->has_min && t->has_max;
+    if (!t->has_max && base->has_max) {
+        t->has_max = true;
+        t->max = base->max;
+    }
+    if (!t->has_min && base->has_min) {
+        t->has_min = true;
+        t->min = base->min;
+    }
+    if (!had_both && t->has_min && t->has_max && t->min > t->max)
+        cn_loader_error(ld, onode, "AI-assisted threshold for '%s' leaves no "
+                        "passing value: with the metric's bounds, 'min' %g is "
+                        "above 'max' %g", o->metric, t->min, t->max);
+}
+
+static void check_ai_thresholds(cn_loader *ld, const cn_node *an,
+                                const cn_node *ain, cn_policy *p)
+{
+    const cn_analysis *a = &p->analysis;
+    const cn_node *metrics = cn_node_get(an, "metrics");
+    const cn_node *overrides = cn_node_get(ain, "thresholds");
+    const char **names = cn_arena_alloc(ld->arena, (a->metric_count + 1) * sizeof(*names));
+    size_t n = 0;
+    for (size_t i = 0; names && i < a->metric_count; i++)
+        if (a->metrics[i].name)
+            names[n++] = a->metrics[i].name;
+    for (size_t k = 0; k < p->ai.analysis.threshold_count; k++) {
+        cn_threshold_override *o = &p->ai.analysis.thresholds[k];
+        size_t i = 0;
+        while (i < a->metric_count &&
+               !(a->metrics[i].name && !strcmp(a->metrics[i].name, o->metric)))
+            i++;
+        if (i < a->metric_count) {
+            const cn_node *item = metrics && i < metrics->count ? metrics->items[i] : NULL;
+            tighten(ld, o, &a->metrics[i].threshold, cn_node_get(overrides, o->metric),
+                    cn_node_get(item, "threshold"));
+            continue;
+        }
+        cn_node at = {.type = CN_NODE_SCALAR, .line = o->line, .col = o->col};
+        const char *hint = names ? cn_suggest(o->metric, names, n) : NULL;
+        cn_loader_error(ld, &at, "'thresholds' names metric '%s', which is not in "
+                        "analysis 'metrics'%s%s%s", o->metric,
+                        hint ? " (did you mean '" : "", hint ? hint : "",
+                        hint ? "'?)" : "");
+    }
+}
+
+void cn__policy_check_analysis(cn_loader *ld, const cn_node *root, cn_policy *p)
+{
+    const cn_node *an = cn_node_get(root, "analysis");
+    const cn_node *ain = cn_node_get(cn_node_get(root, "ai_assisted"), "analysis");
+    check_timeout(ld, an, &p->analysis);
+    check_max_bake(ld, root, an, p);
+    check_ai_limits(ld, an, ain, p);
+    check_ai_thresholds(ld, an, ain, p);
+}

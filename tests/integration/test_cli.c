@@ -1,0 +1,289 @@
+/* The real binary, run as a pipeline or an operator would: exit codes,
+ * messages at FILE:LINE:COLUMN, the plan table and its JSON. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proc.h"
+
+#define RUN(o, ...) cn_test_run(o, NULL, (const char *const[]){__VA_ARGS__, NULL})
+
+static void assert_contains(const char *hay, const char *needle)
+{
+    if (!strstr(hay, needle))
+        fail_msg("expected to find \"%s\" in:\n%s", needle, hay);
+}
+
+static void test_usage_and_dispatch(void **state)
+{
+    (void)state;
+    cn_test_output o;
+    assert_int_equal(cn_test_run(&o, NULL, (const char *const[]){NULL}), 2);
+    assert_contains(o.err, "usage: canary COMMAND");
+    cn_test_output_free(&o);
+
+    assert_int_equal(RUN(&o, "help"), 0);
+    assert_contains(o.out, "validate");
+    assert_contains(o.out, "plan");
+    cn_test_output_free(&o);
+
+    assert_int_equal(RUN(&o, "version"), 0);
+    assert_contains(o.out, "canary 0.");
+    cn_test_output_free(&o);
+
+    assert_int_equal(RUN(&o, "frobnicate"), 2);
+    assert_contains(o.err, "unknown command 'frobnicate'");
+    cn_test_output_free(&o);
+
+    assert_int_equal(RUN(&o, "plan", "--frobnicate"), 2);
+    assert_contains(o.err, "unknown flag '--frobnicate'");
+    assert_contains(o.err, "usage: canary plan");
+    cn_test_output_free(&o);
+
+    assert_int_equal(RUN(&o, "plan", "--help"), 0);
+    assert_contains(o.out, "usage: canary plan");
+    assert_string_equal(o.err, "");
+    cn_test_output_free(&o);
+
+    assert_int_equal(RUN(&o, "help", "validate"), 0);
+    assert_contains(o.out, "usage: canary validate");
+    cn_test_output_free(&o);
+
+    assert_int_equal(RUN(&o, "validate", "--kind", "nonsense", "x"), 2);
+    assert_contains(o.err, "--kind takes policy, change, topology or access");
+    cn_test_output_free(&o);
+
+    assert_int_equal(RUN(&o, "plan", "--topology"), 2);
+    assert_contains(o.err, "'--topology' needs a value");
+    cn_test_output_free(&o);
+}
+
+static void test_validate_shipped_files(void **state)
+{
+    (void)state;
+    cn_test_output o;
+    assert_int_equal(RUN(&o, "validate", cn_test_src("policies"), cn_test_src("examples")), 0);
+    assert_contains(o.out, "default.yaml (policy 'default')");
+    assert_contains(o.out, "tier0-critical.yaml (policy");
+    assert_contains(o.out, "ai-assisted.yaml (policy");
+    assert_contains(o.out, "topology.yaml (topology of 5 services)");
+    assert_contains(o.out, "checkout-change.yaml (change 'checkout-v2.14.0')");
+    assert_string_equal(o.err, "");
+    cn_test_output_free(&o);
+}
+
+static void test_validate_reports_every_problem(void **state)
+{
+    (void)state;
+    char *dir = cn_test_tmpdir();
+    assert_non_null(dir);
+    const char *bad = cn_test_write(dir, "bad.yaml",
+                                    "name: broken\n"
+                                    "plan:\n"
+                                    "  growht: 4\n"
+                                    "  bake: 5\n"
+                                    "  first_stage_impact: 0.1\n"
+                                    "analysis:\n"
+                                    "  intervall: 30s\n");
+    const char *change = cn_test_write(dir, "change.json",
+                                       "{\n  \"service\": \"checkout\",\n"
+                                       "  \"version\": \"v1\",\n"
+                                       "  \"ai_assisted\": \"yes\"\n}\n");
+    cn_test_output o;
+    assert_int_equal(RUN(&o, "validate", bad, change), 2);
+    char want[4096];
+    snprintf(want, sizeof want,
+             "%s:3:3: unknown key 'growht' in plan (did you mean 'growth'?)", bad);
+    assert_contains(o.err, want);
+    snprintf(want, sizeof want, "%s:4:9: 'bake' expects a duration with a unit", bad);
+    assert_contains(o.err, want);
+    snprintf(want, sizeof want, "%s:5:23: 'first_stage_impact' expects a percentage", bad);
+    assert_contains(o.err, want);
+    snprintf(want, sizeof want,
+             "%s:7:3: unknown key 'intervall' in analysis (did you mean 'interval'?)", bad);
+    assert_contains(o.err, want);
+    snprintf(want, sizeof want, "%s:4:18: 'ai_assisted' expects true or false, got 'yes'",
+             change);
+    assert_contains(o.err, want);
+    assert_contains(o.err, "canary validate: 5 problems in 2 of 2 files");
+    assert_int_equal(cn_test_count(o.out, "ok "), 0);
+    cn_test_output_free(&o);
+    cn_test_rmtree(dir);
+    free(dir);
+}
+
+static void test_validate_hostile_files(void **state)
+{
+    (void)state;
+    char *dir = cn_test_tmpdir();
+    assert_non_null(dir);
+    /* a billion-laughs alias bomb */
+    char bomb[4096] = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+    for (char c = 'b'; c <= 'j'; c++) {
+        char line[128];
+        snprintf(line, sizeof line, "%c: &%c [*%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c]\n",
+                 c, c, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1);
+        strcat(bomb, line);
+    }
+    const char *bomb_path = cn_test_write(dir, "bomb.yaml", bomb);
+    const char *empty = cn_test_write(dir, "empty.yaml", "");
+    const char *garbage = cn_test_write(dir, "garbage.yaml", "\x7f" "ELF\x01\x02\xff\xfe\n");
+    /* 50 MB, written sparsely so the test stays fast */
+    char big[4096];
+    snprintf(big, sizeof big, "%s/big.yaml", dir);
+    FILE *f = fopen(big, "w");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 50L << 20, SEEK_SET), 0);
+    fputs("x: 1\n", f);
+    fclose(f);
+    cn_test_output o;
+    assert_int_equal(RUN(&o, "validate", bomb_path, empty, garbage, big), 2);
+    assert_contains(o.err, "nodes after alias expansion");
+    assert_contains(o.err, "empty.yaml: file is empty");
+    assert_contains(o.err, "garbage.yaml:1:1: invalid YAML");
+    assert_contains(o.err, "big.yaml: file is larger than the 4194304 byte limit");
+    cn_test_output_free(&o);
+    cn_test_rmtree(dir);
+    free(dir);
+}
+
+static void test_plan_text(void **state)
+{
+    (void)state;
+    cn_test_output o;
+    assert_int_equal(RUN(&o, "plan", "--change", cn_test_src("examples/checkout-change.yaml"),
+                         "--topology", cn_test_src("examples/topology.yaml"), "--policies",
+                         cn_test_src("policies")),
+                     0);
+    assert_contains(o.out, "Plan for checkout v2.14.0 (rollout checkout-v2.14.0), "
+                           "replacing v2.13.4");
+    assert_contains(o.out, "44% of all user requests touch checkout");
+    assert_contains(o.out, "tier 0 (x");
+    assert_contains(o.out, "config (x1.5)");
+    assert_contains(o.out, "420 lines changed (x1.21)");
+    assert_contains(o.out, "AI-assisted   no (set in the change file)");
+    assert_contains(o.out, "200 hosts");
+    assert_contains(o.out, "/200");
+    assert_contains(o.out, "200/200");
+    cn_test_output_free(&o);
+}
+
+static void test_plan_json_contract(void **state)
+{
+    (void)state;
+    cn_test_output o;
+    assert_int_equal(RUN(&o, "plan", "--change", cn_test_src("examples/checkout-ai-change.yaml"),
+                         "--topology", cn_test_src("examples/topology.yaml"), "--policies",
+                         cn_test_src("policies"), "-o", "json"),
+                     0);
+    json_error_t err;
+    json_t *j = json_loads(o.out, 0, &err);
+    if (!j)
+        fail_msg("not JSON (%s): %s", err.text, o.out);
+    assert_string_equal(json_string_value(json_object_get(j, "rollout")), "checkout-v2.14.0-ai");
+    assert_string_equal(json_string_value(json_object_get(j, "service")), "checkout");
+    assert_true(json_is_true(json_object_get(j, "ai_assisted")));
+    json_t *br = json_object_get(j, "blast_radius");
+    assert_true(fabs(json_number_value(json_object_get(br, "reach")) - 0.44) < 1e-9);
+    double risk = json_number_value(json_object_get(br, "risk"));
+    double score = json_number_value(json_object_get(br, "score"));
+    assert_true(fabs(score - 0.44 * risk) < 1e-6);
+    json_t *stages = json_object_get(j, "stages");
+    assert_true(json_array_size(stages) >= 3);
+    double prev = 0;
+    int approvals = 0;
+    for (size_t i = 0; i < json_array_size(stages); i++) {
+        json_t *s = json_array_get(stages, i);
+        assert_int_equal(json_integer_value(json_object_get(s, "index")), i + 1);
+        double w = json_number_value(json_object_get(s, "weight"));
+        assert_true(w > prev);
+        prev = w;
+        json_int_t units = json_integer_value(json_object_get(s, "units"));
+        assert_true(fabs(w - (double)units / 200 * 100) < 1e-9);
+        assert_true(json_integer_value(json_object_get(s, "bake_seconds")) > 0);
+        assert_true(json_is_boolean(json_object_get(s, "approval")));
+        approvals += json_is_true(json_object_get(s, "approval"));
+    }
+    assert_true(fabs(prev - 100) < 1e-9);
+    assert_int_equal(approvals, 1);
+    json_decref(j);
+    cn_test_output_free(&o);
+}
+
+static void test_plan_unknown_service(void **state)
+{
+    (void)state;
+    char *dir = cn_test_tmpdir();
+    const char *change = cn_test_write(dir, "c.yaml",
+                                       "# a typo in the service name\n"
+                                       "service:  chekout\n"
+                                       "version: v1\n");
+    cn_test_output o;
+    assert_int_equal(RUN(&o, "plan", "--change", change, "--topology",
+                         cn_test_src("examples/topology.yaml"), "--policies",
+                         cn_test_src("policies")),
+                     2);
+    char want[4096];
+    snprintf(want, sizeof want, "%s:2:11: service 'chekout' is not in topology", change);
+    assert_contains(o.err, want);
+    assert_contains(o.err, "(did you mean 'checkout'?)");
+    assert_string_equal(o.out, "");
+    cn_test_output_free(&o);
+    cn_test_rmtree(dir);
+    free(dir);
+}
+
+static void test_plan_reports_all_files(void **state)
+{
+    (void)state;
+    char *dir = cn_test_tmpdir();
+    const char *change = cn_test_write(dir, "c.yaml", "service: checkout\nversoin: v1\n");
+    const char *topo = cn_test_write(dir, "t.yaml",
+                                     "services:\n  web: {traffic: 100%, depends_on: [nope]}\n");
+    cn_test_output o;
+    assert_int_equal(RUN(&o, "plan", "--change", change, "--topology", topo, "--policies",
+                         cn_test_src("policies")),
+                     2);
+    assert_contains(o.err, "c.yaml:2:1: unknown key 'versoin' in change (did you mean 'version'?)");
+    assert_contains(o.err, "t.yaml:2:");
+    assert_contains(o.err, "'nope'");
+    cn_test_output_free(&o);
+    cn_test_rmtree(dir);
+    free(dir);
+}
+
+static void test_demo_plans_examples(void **state)
+{
+    (void)state;
+    cn_test_output o;
+    const char *src = getenv("CANARY_SRC");
+    assert_int_equal(cn_test_run(&o, src ? src : ".", (const char *const[]){"demo", NULL}), 0);
+    assert_contains(o.out, "== A human-written change to checkout");
+    assert_contains(o.out, "== The same change, written with an AI agent");
+    assert_int_equal(cn_test_count(o.out, "approval"), 2); /* header line, gate column */
+    cn_test_output_free(&o);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_usage_and_dispatch),
+        cmocka_unit_test(test_validate_shipped_files),
+        cmocka_unit_test(test_validate_reports_every_problem),
+        cmocka_unit_test(test_validate_hostile_files),
+        cmocka_unit_test(test_plan_text),
+        cmocka_unit_test(test_plan_json_contract),
+        cmocka_unit_test(test_plan_unknown_service),
+        cmocka_unit_test(test_plan_reports_all_files),
+        cmocka_unit_test(test_demo_plans_examples),
+    };
+    return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
+}
