@@ -31,6 +31,10 @@ void *cn_arena_alloc(cn_arena *a, size_t size)
     cn_arena_chunk *c = a->chunks;
     if (!c || c->size - c->used < need) {
         size_t cap = need > ARENA_CHUNK_SIZE ? need : ARENA_CHUNK_SIZE;
+        /* Without a limit, a size near SIZE_MAX would wrap the header
+         * addition to a tiny block that memset then overruns. */
+        if (cap > SIZE_MAX - sizeof(*c))
+            return NULL;
         c = malloc(sizeof(*c) + cap);
         if (!c)
             return NULL;

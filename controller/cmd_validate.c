@@ -69,24 +69,31 @@ static file_kind sniff(const cn_node *root)
     return KIND_UNKNOWN;
 }
 
-static void remember_policy(validation *v, const cn_policy *p)
+/* Policies checked together must have distinct names, as in a --policies
+ * directory: the audit log and messages refer to policies by name. */
+static int remember_policy(validation *v, const cn_policy *p, const cn_doc *doc)
 {
     for (size_t i = 0; i < v->policy_count; i++)
         if (!strcmp(v->policies[i].name, p->name)) {
-            cn_diags_add(&v->diags, p->file, 0, 0,
-                         "policy name '%s' is also used by %s; names must be unique",
-                         p->name, v->policies[i].file);
-            return;
+            const cn_node *name = cn_node_get(doc->root, "name");
+            cn_diags_add(&v->diags, p->file, name ? name->line : 0, name ? name->col : 0,
+                         "policy name '%s' is also used by %s; policy names must "
+                         "be unique", p->name, v->policies[i].file);
+            return CN_EINVAL;
         }
     seen_policy *grown = realloc(v->policies, (v->policy_count + 1) * sizeof(*grown));
-    if (!grown) {
-        v->internal = 1;
-        return;
-    }
+    if (!grown)
+        return CN_ENOMEM;
     v->policies = grown;
     grown[v->policy_count].name = strdup(p->name);
     grown[v->policy_count].file = strdup(p->file);
+    if (!grown[v->policy_count].name || !grown[v->policy_count].file) {
+        free(grown[v->policy_count].name);
+        free(grown[v->policy_count].file);
+        return CN_ENOMEM;
+    }
     v->policy_count++;
+    return CN_OK;
 }
 
 /* Loads doc as its kind; returns a short description for the "ok" line. */
@@ -98,10 +105,8 @@ static int load_as(validation *v, file_kind kind, const cn_doc *doc, char *what,
     case KIND_POLICY: {
         cn_policy p;
         rc = cn_policy_load_doc(&p, doc, &v->diags);
-        if (!rc) {
+        if (!rc && !(rc = remember_policy(v, &p, doc)))
             snprintf(what, len, "policy '%s'", p.name);
-            remember_policy(v, &p);
-        }
         cn_policy_free(&p);
         return rc;
     }

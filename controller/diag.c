@@ -59,15 +59,51 @@ size_t cn_diags_total(const cn_diags *d)
     return d->count + d->dropped;
 }
 
+/* Print order: files in the order they were first reported (the order the
+ * user named them), then by position; a loader's later passes (cross-field
+ * checks) would otherwise print line 9 before line 4. */
+typedef struct print_key {
+    size_t file_rank, index;
+    unsigned line, col;
+} print_key;
+
+static int by_position(const void *a, const void *b)
+{
+    const print_key *x = a, *y = b;
+    if (x->file_rank != y->file_rank)
+        return x->file_rank < y->file_rank ? -1 : 1;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    if (x->col != y->col)
+        return x->col < y->col ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index; /* stable */
+}
+
+static void print_one(const cn_diag *e, FILE *out)
+{
+    if (e->line)
+        fprintf(out, "%s:%u:%u: %s\n", e->file, e->line, e->col, e->message);
+    else
+        fprintf(out, "%s: %s\n", e->file, e->message);
+}
+
 void cn_diags_print(const cn_diags *d, FILE *out)
 {
-    for (size_t i = 0; i < d->count; i++) {
-        const cn_diag *e = &d->items[i];
-        if (e->line)
-            fprintf(out, "%s:%u:%u: %s\n", e->file, e->line, e->col, e->message);
-        else
-            fprintf(out, "%s: %s\n", e->file, e->message);
+    print_key *keys = malloc(d->count * sizeof(*keys) + 1);
+    for (size_t i = 0; keys && i < d->count; i++) {
+        size_t rank = i;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(d->items[j].file, d->items[i].file)) {
+                rank = keys[j].file_rank;
+                break;
+            }
+        keys[i] = (print_key){rank, i, d->items[i].line, d->items[i].col};
     }
+    if (keys)
+        qsort(keys, d->count, sizeof(*keys), by_position);
+    for (size_t i = 0; i < d->count; i++)
+        print_one(&d->items[keys ? keys[i].index : i], out);
+    free(keys);
     if (d->dropped)
         fprintf(out, "canary: %zu more problems not shown\n", d->dropped);
 }

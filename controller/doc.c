@@ -362,8 +362,21 @@ static void builder_cleanup(builder *b)
     free(b->anchors.buckets);
 }
 
-static bool looks_like_json(const char *buf, size_t len)
+static bool has_suffix(const char *name, const char *suffix)
 {
+    size_t n = strlen(name), k = strlen(suffix);
+    return n >= k && !strcmp(name + n - k, suffix);
+}
+
+/* By the name first: a .yaml file may open with a YAML flow map such as
+ * "{name: web}", which is not JSON. Names with neither suffix (pipes,
+ * tests) are told by their first character. */
+static bool looks_like_json(const char *name, const char *buf, size_t len)
+{
+    if (has_suffix(name, ".json"))
+        return true;
+    if (has_suffix(name, ".yaml") || has_suffix(name, ".yml"))
+        return false;
     for (size_t i = 0; i < len; i++) {
         if (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r')
             continue;
@@ -461,7 +474,7 @@ int cn_doc_load_buffer(cn_doc *doc, const char *name, const char *buf,
     }
     json_error_t json_err;
     bool json_deferred = false;
-    if (looks_like_json(buf, len) &&
+    if (looks_like_json(name, buf, len) &&
         check_json(buf, len, &json_err, &json_deferred)) {
         json_diag(doc, &json_err, diags);
         return CN_EINVAL;

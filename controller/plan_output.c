@@ -3,23 +3,6 @@
 #include <math.h>
 #include <string.h>
 
-void cn_format_duration(char *buf, size_t len, int64_t ms)
-{
-    if (ms % 1000 || ms == 0) {
-        snprintf(buf, len, "%lldms", (long long)ms);
-        return;
-    }
-    long long s = ms / 1000, h = s / 3600, m = s / 60 % 60, sec = s % 60;
-    int n = 0;
-    buf[0] = '\0';
-    if (h)
-        n += snprintf(buf + n, len - (size_t)n, "%lldh", h);
-    if (m && (size_t)n < len)
-        n += snprintf(buf + n, len - (size_t)n, "%lldm", m);
-    if (sec && (size_t)n < len)
-        snprintf(buf + n, len - (size_t)n, "%llds", sec);
-}
-
 void cn_format_percent(char *buf, size_t len, double fraction)
 {
     snprintf(buf, len, "%.4g%%", fraction * 100);

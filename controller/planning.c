@@ -175,6 +175,9 @@ int cn_planning_run(cn_planning *pl, const cn_planning_options *opt,
         note(pl, "no topology given: reach taken as 100%% of user traffic and the "
                  "tier as unknown (riskiest); pass --topology for a tighter plan");
     }
+    if (pl->tier < 0 && !pl->have_single)
+        note(pl, "the service's tier is unknown, so policies that match on tiers "
+                 "were not considered; give the tier in the topology");
 
     /* Provenance first (it may decide ai_assisted, a match criterion); kinds
      * are then classified again under the policy actually chosen. */

@@ -110,19 +110,23 @@ int cn_text_percent(const char *s, double *fraction)
 
 int cn_text_duration(const char *s, int64_t *ms)
 {
+    /* Largest first: each part must use a smaller unit than the one before,
+     * so "1h30m" is read one way only and "30s5m" or "1m1m" are mistakes. */
     static const struct {
         const char *unit;
         double ms;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    } units[] = {{"h", 3600000}, {"ms", 1}, {"m", 60000}, {"s", 1000}};
+    static const int rank[] = {3, 0, 2, 1}; /* h > m > s > ms */
     const char *p = s;
     double total = 0;
+    int last_rank = 4;
     if (!*p)
         return -1;
     while (*p) {
         const char *start = p;
         while (isdigit((unsigned char)*p) || *p == '.')
             p++;
-        if (p == start || p - start > 30)
+        if (p == start || p - start > 30 || *start == '.' || p[-1] == '.')
             return -1;
         char num[32];
         memcpy(num, start, (size_t)(p - start));
@@ -133,20 +137,36 @@ int cn_text_duration(const char *s, int64_t *ms)
         size_t i, unit_len = 0;
         for (i = 0; i < sizeof units / sizeof units[0]; i++) {
             unit_len = strlen(units[i].unit);
-            /* "m" must not swallow the "m" of "ms" */
-            if (!strncmp(p, units[i].unit, unit_len) &&
-                !(unit_len == 1 && p[0] == 'm' && p[1] == 's'))
-                break;
+            if (!strncmp(p, units[i].unit, unit_len))
+                break; /* "ms" is tried before "m" */
         }
-        if (i == sizeof units / sizeof units[0])
+        if (i == sizeof units / sizeof units[0] || rank[i] >= last_rank)
             return -1;
+        last_rank = rank[i];
         total += v * units[i].ms;
         p += unit_len;
     }
-    if (total > 365.0 * 24 * 3600000)
-        return -1;
+    if (total > CN_MAX_DURATION_MS)
+        return -2;
     *ms = (int64_t)llround(total);
     return 0;
+}
+
+void cn_format_duration(char *buf, size_t len, int64_t ms)
+{
+    if (ms <= 0 || ms % 1000) {
+        snprintf(buf, len, "%lldms", (long long)ms);
+        return;
+    }
+    long long sec = ms / 1000, h = sec / 3600, m = sec / 60 % 60, rest = sec % 60;
+    size_t n = 0;
+    buf[0] = '\0';
+    if (h)
+        n += (size_t)snprintf(buf + n, len - n, "%lldh", h);
+    if (m && n < len)
+        n += (size_t)snprintf(buf + n, len - n, "%lldm", m);
+    if (rest && n < len)
+        snprintf(buf + n, len - n, "%llds", rest);
 }
 
 /* ---- suggestions ------------------------------------------------------- */
@@ -265,22 +285,40 @@ required:
 
 /* ---- field parsers ------------------------------------------------------ */
 
+/* A bound in the units the file is written in: min and max are stored
+ * units (fractions, milliseconds), and "must be at most 0.5, got 60%" would
+ * read as half a percent. */
+static const char *show_bound(const cn_field *f, double bound, char *buf,
+                              size_t size)
+{
+    if (f->parse == cn_parse_percent) {
+        snprintf(buf, size, "%g%%", bound * 100);
+    } else if (f->parse == cn_parse_duration && bound >= 0 &&
+               bound <= CN_MAX_DURATION_MS) {
+        cn_format_duration(buf, size, (int64_t)bound);
+    } else {
+        snprintf(buf, size, "%g", bound);
+    }
+    return buf;
+}
+
 static int check_range(cn_loader *ld, const cn_node *v, const cn_field *f,
                        double x, const char *shown)
 {
+    char b[64];
     if ((f->flags & CN_MIN) && (f->flags & CN_MIN_EXCLUSIVE) && !(x > f->min)) {
-        cn_loader_error(ld, v, "'%s' must be greater than %g, got %s", f->key,
-                        f->min, shown);
+        cn_loader_error(ld, v, "'%s' must be greater than %s, got %s", f->key,
+                        show_bound(f, f->min, b, sizeof b), shown);
         return -1;
     }
     if ((f->flags & CN_MIN) && !(f->flags & CN_MIN_EXCLUSIVE) && x < f->min) {
-        cn_loader_error(ld, v, "'%s' must be at least %g, got %s", f->key,
-                        f->min, shown);
+        cn_loader_error(ld, v, "'%s' must be at least %s, got %s", f->key,
+                        show_bound(f, f->min, b, sizeof b), shown);
         return -1;
     }
     if ((f->flags & CN_MAX) && x > f->max) {
-        cn_loader_error(ld, v, "'%s' must be at most %g, got %s", f->key,
-                        f->max, shown);
+        cn_loader_error(ld, v, "'%s' must be at most %s, got %s", f->key,
+                        show_bound(f, f->max, b, sizeof b), shown);
         return -1;
     }
     return 0;
@@ -303,13 +341,26 @@ int cn_parse_string(cn_loader *ld, const cn_node *v, const cn_field *f, void *ds
     return 0;
 }
 
+/* "0.5" in quotes is a string in YAML; say so, or the message reads as if
+ * 0.5 were not a number. */
+static void quoted_number(cn_loader *ld, const cn_node *v, const cn_field *f,
+                          const char *expected)
+{
+    cn_loader_error(ld, v, "'%s' expects %s, got the quoted string '%s' "
+                           "(remove the quotes)", f->key, expected, v->text);
+}
+
 int cn_parse_number(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
 {
     double x;
     if (cn_expect_scalar(ld, v, f->key, "a number"))
         return -1;
-    if (v->quoted || cn_text_number(v->text, &x)) {
+    if (cn_text_number(v->text, &x)) {
         cn_loader_error(ld, v, "'%s' expects a number, got '%s'", f->key, v->text);
+        return -1;
+    }
+    if (v->quoted) {
+        quoted_number(ld, v, f, "a number");
         return -1;
     }
     if (check_range(ld, v, f, x, v->text))
@@ -323,9 +374,13 @@ int cn_parse_uint(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
     unsigned x;
     if (cn_expect_scalar(ld, v, f->key, "a whole number"))
         return -1;
-    if (v->quoted || cn_text_uint(v->text, &x)) {
+    if (cn_text_uint(v->text, &x)) {
         cn_loader_error(ld, v, "'%s' expects a whole number, got '%s'", f->key,
                         v->text);
+        return -1;
+    }
+    if (v->quoted) {
+        quoted_number(ld, v, f, "a whole number");
         return -1;
     }
     if (check_range(ld, v, f, x, v->text))
@@ -378,9 +433,14 @@ int cn_parse_quantity(cn_loader *ld, const cn_node *v, const cn_field *f, void *
     double x;
     if (cn_expect_scalar(ld, v, f->key, "a number or a percentage"))
         return -1;
-    if (v->quoted || (cn_text_number(v->text, &x) && cn_text_percent(v->text, &x))) {
+    /* A percentage is unambiguous even quoted, and JSON can only quote it. */
+    if (!cn_text_percent(v->text, &x)) {
+    } else if (cn_text_number(v->text, &x)) {
         cn_loader_error(ld, v, "'%s' expects a number or a percentage, got '%s'",
                         f->key, v->text);
+        return -1;
+    } else if (v->quoted) {
+        quoted_number(ld, v, f, "a number or a percentage");
         return -1;
     }
     if (check_range(ld, v, f, x, v->text))
@@ -394,17 +454,23 @@ int cn_parse_duration(cn_loader *ld, const cn_node *v, const cn_field *f, void *
     int64_t ms;
     if (cn_expect_scalar(ld, v, f->key, "a duration such as 30s"))
         return -1;
-    if (cn_text_duration(v->text, &ms)) {
-        double plain;
-        if (!cn_text_number(v->text, &plain))
+    int bad = cn_text_duration(v->text, &ms);
+    if (bad == -2) {
+        cn_loader_error(ld, v, "'%s' must be at most 365 days, got '%s'", f->key,
+                        v->text);
+        return -1;
+    }
+    if (bad) {
+        unsigned plain;
+        if (!cn_text_uint(v->text, &plain))
             cn_loader_error(ld, v,
                             "'%s' expects a duration with a unit (ms, s, m, h), "
                             "got '%s' (write '%ss' for seconds)",
                             f->key, v->text, v->text);
         else
             cn_loader_error(ld, v,
-                            "'%s' expects a duration such as 200ms, 30s, 5m or 1h, "
-                            "got '%s'",
+                            "'%s' expects a duration such as 200ms, 30s, 5m, 1h or "
+                            "1h30m (largest unit first), got '%s'",
                             f->key, v->text);
         return -1;
     }
@@ -458,6 +524,12 @@ int cn_parse_strings(cn_loader *ld, const cn_node *v, const cn_field *f, void *d
     for (size_t i = 0; i < v->count; i++) {
         const cn_node *it = v->items[i];
         if (cn_expect_scalar(ld, it, f->key, "a list of strings")) {
+            rc = -1;
+            continue;
+        }
+        /* as in cn_parse_string: copying would cut the text at the NUL */
+        if (strlen(it->text) != it->len) {
+            cn_loader_error(ld, it, "'%s' contains a NUL character", f->key);
             rc = -1;
             continue;
         }

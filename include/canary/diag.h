@@ -36,7 +36,8 @@ void cn_diags_free(cn_diags *d);
 void cn_diags_add(cn_diags *d, const char *file, unsigned line, unsigned col,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 size_t cn_diags_total(const cn_diags *d);
-/* Prints every entry in the order found, then a count of dropped ones. */
+/* Prints every entry, files in the order first reported and each file's
+ * entries by position, then a count of dropped ones. */
 void cn_diags_print(const cn_diags *d, FILE *out);
 /* Index of the first entry whose message contains needle, or -1 (tests). */
 long cn_diags_find(const cn_diags *d, const char *needle);

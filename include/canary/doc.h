@@ -1,8 +1,9 @@
 /*
  * doc.h: a YAML or JSON file read into a tree of positioned nodes.
  *
- * Contract: cn_doc_load_file() reads one file (YAML, or JSON when it starts
- * with '{' or '['), enforces the safety limits below, and builds a tree in
+ * Contract: cn_doc_load_file() reads one file (JSON when named *.json, YAML
+ * when named *.yaml or *.yml, otherwise JSON when it starts with '{' or
+ * '['; JSON syntax is checked by jansson first), enforces the safety limits below, and builds a tree in
  * which every node knows its 1-based line and column. On failure it adds
  * "FILE:LINE:COLUMN: message" diagnostics and returns CN_EINVAL or
  * CN_ELIMIT; the doc then holds no tree but must still be freed.

@@ -17,11 +17,10 @@
 #include <jansson.h>
 
 #include "canary/planning.h"
+#include "canary/schema.h"
 
 void cn_plan_print_text(const cn_planning *pl, FILE *out);
 json_t *cn_plan_to_json(const cn_planning *pl);
-/* "200ms", "30s", "4m", "1h30m": the form policies use. */
-void cn_format_duration(char *buf, size_t len, int64_t ms);
 /* A fraction as a percentage with four significant digits: "0.0022%". */
 void cn_format_percent(char *buf, size_t len, double fraction);
 

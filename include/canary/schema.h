@@ -100,7 +100,11 @@ typedef struct cn_strings {
 int cn_text_number(const char *s, double *out);
 int cn_text_uint(const char *s, unsigned *out);
 int cn_text_percent(const char *s, double *fraction);
+/* -2 (not -1) when the text is a duration but longer than the maximum. */
 int cn_text_duration(const char *s, int64_t *ms);
+#define CN_MAX_DURATION_MS (365.0 * 24 * 3600000)
+/* The inverse of cn_text_duration: "200ms", "30s", "4m", "1h30m". */
+void cn_format_duration(char *buf, size_t len, int64_t ms);
 
 /* The candidate closest to word by edit distance, if close enough to be a
  * likely typo; NULL otherwise. */

@@ -10,9 +10,14 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <spawn.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "proc.h"
+
+extern char **environ;
 
 #define RUN(o, ...) cn_test_run(o, NULL, (const char *const[]){__VA_ARGS__, NULL})
 
@@ -115,6 +120,24 @@ static void test_validate_reports_every_problem(void **state)
     assert_contains(o.err, want);
     assert_contains(o.err, "canary validate: 5 problems in 2 of 2 files");
     assert_int_equal(cn_test_count(o.out, "ok "), 0);
+    cn_test_output_free(&o);
+    cn_test_rmtree(dir);
+    free(dir);
+}
+
+static void test_validate_duplicate_policy_names(void **state)
+{
+    (void)state;
+    char *dir = cn_test_tmpdir();
+    const char *a = cn_test_write(dir, "a.yaml", "name: same\n");
+    const char *b = cn_test_write(dir, "b.yaml", "# another team's copy\nname: same\n");
+    cn_test_output o;
+    assert_int_equal(RUN(&o, "validate", a, b), 2);
+    char want[4096];
+    snprintf(want, sizeof want, "%s:2:7: policy name 'same' is also used by %s", b, a);
+    assert_contains(o.err, want);
+    assert_int_equal(cn_test_count(o.out, "ok "), 1);
+    assert_contains(o.err, "1 problem in 1 of 2 files");
     cn_test_output_free(&o);
     cn_test_rmtree(dir);
     free(dir);
@@ -260,6 +283,93 @@ static void test_plan_reports_all_files(void **state)
     free(dir);
 }
 
+static int git(const char *dir, const char *const *args)
+{
+    const char *argv[32] = {"git", "-C", dir, "-c", "commit.gpgsign=false"};
+    size_t n = 5;
+    for (size_t i = 0; args[i] && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid;
+    int status;
+    if (posix_spawnp(&pid, "git", NULL, NULL, (char *const *)argv, environ))
+        return -1;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+#define GIT(dir, ...) git(dir, (const char *const[]){__VA_ARGS__, NULL})
+
+/* A pipeline plans from the commits it is about to ship: the diff and the
+ * AI provenance come from git, and the plan names the trailer. */
+static void test_plan_git_range(void **state)
+{
+    (void)state;
+    char *dir = cn_test_tmpdir();
+    assert_non_null(dir);
+    setenv("GIT_AUTHOR_NAME", "Alice", 1);
+    setenv("GIT_AUTHOR_EMAIL", "alice@example.com", 1);
+    setenv("GIT_COMMITTER_NAME", "Alice", 1);
+    setenv("GIT_COMMITTER_EMAIL", "alice@example.com", 1);
+    setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
+    setenv("HOME", dir, 1);
+    if (GIT(dir, "init", "-q", "-b", "main") != 0)
+        skip();
+    cn_test_write(dir, "README", "hello\n");
+    assert_int_equal(GIT(dir, "add", "."), 0);
+    assert_int_equal(GIT(dir, "commit", "-q", "-m", "init"), 0);
+    char sub[4096];
+    snprintf(sub, sizeof sub, "%s/db", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    cn_test_write(dir, "db/001.sql", "create table t (id int);\n");
+    cn_test_write(dir, "app.c", "int main(void) { return 0; }\n");
+    assert_int_equal(GIT(dir, "add", "."), 0);
+    assert_int_equal(GIT(dir, "commit", "-q", "-m", "add table", "-m",
+                         "Co-authored-by: Claude <noreply@anthropic.com>"),
+                     0);
+    cn_test_write(dir, "app.c", "int main(void) { return 1; }\n");
+    assert_int_equal(GIT(dir, "commit", "-q", "-a", "-m", "fix exit", "-m",
+                         "Co-authored-by: Claudette Smith <cs@example.com>"),
+                     0);
+    const char *change = cn_test_write(dir, "change.yaml",
+                                       "service: checkout\nversion: v2\nauthor: alice\n");
+    cn_test_output o;
+    assert_int_equal(RUN(&o, "plan", "--change", change, "--topology",
+                         cn_test_src("examples/topology.yaml"), "--policies",
+                         cn_test_src("policies"), "--git-range", "main~2..main", "--repo", dir),
+                     0);
+    assert_contains(o.out, "AI-assisted   yes (from commit trailers, 2 commits in main~2..main)");
+    assert_contains(o.out, "add table\n");
+    assert_contains(o.out, "Co-authored-by: Claude <noreply@anthropic.com>");
+    assert_true(strstr(o.out, "Claudette") == NULL);
+    assert_contains(o.out, "migration (x3)");
+    assert_contains(o.out, "2 lines changed"); /* net over the range */
+    assert_contains(o.out, "approval");
+    cn_test_output_free(&o);
+
+    assert_int_equal(RUN(&o, "plan", "--change", change, "--policies", cn_test_src("policies"),
+                         "--git-range", "main~2..main", "--repo", dir, "-o", "json"),
+                     0);
+    json_t *j = json_loads(o.out, 0, NULL);
+    assert_non_null(j);
+    json_t *prov = json_object_get(j, "provenance");
+    assert_string_equal(json_string_value(json_object_get(prov, "source")), "git");
+    assert_int_equal(json_integer_value(json_object_get(prov, "commits")), 2);
+    json_t *ev = json_object_get(prov, "evidence");
+    assert_int_equal(json_array_size(ev), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 0), "agent")),
+                        "Claude");
+    json_decref(j);
+    cn_test_output_free(&o);
+
+    assert_int_equal(RUN(&o, "plan", "--change", change, "--policies", cn_test_src("policies"),
+                         "--git-range", "main..nope", "--repo", dir),
+                     2);
+    assert_contains(o.err, "bad revision");
+    cn_test_output_free(&o);
+    cn_test_rmtree(dir);
+    free(dir);
+}
+
 static void test_demo_plans_examples(void **state)
 {
     (void)state;
@@ -278,11 +388,13 @@ int main(void)
         cmocka_unit_test(test_usage_and_dispatch),
         cmocka_unit_test(test_validate_shipped_files),
         cmocka_unit_test(test_validate_reports_every_problem),
+        cmocka_unit_test(test_validate_duplicate_policy_names),
         cmocka_unit_test(test_validate_hostile_files),
         cmocka_unit_test(test_plan_text),
         cmocka_unit_test(test_plan_json_contract),
         cmocka_unit_test(test_plan_unknown_service),
         cmocka_unit_test(test_plan_reports_all_files),
+        cmocka_unit_test(test_plan_git_range),
         cmocka_unit_test(test_demo_plans_examples),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
