@@ -112,8 +112,8 @@ valgrind: $(BUILD)/canary $(UNIT_BINS) $(INTEG_BINS)
 		CANARY_WRAPPER="$(VALGRIND)" $$t || failed=1; \
 	done; exit $$failed
 
-bench: $(BENCH_BINS)
-	@for b in $(BENCH_BINS); do $$b; done
+bench: $(BUILD)/canary $(BENCH_BINS)
+	@for b in $(BENCH_BINS); do CANARY_BIN=$(CURDIR)/$(BUILD)/canary $$b; done
 
 # Installs what is missing, as root; otherwise prints the command to run.
 deps:

@@ -174,7 +174,9 @@ int cn_plan_compute(const cn_plan_input *in, cn_plan *out, char *err, size_t err
     out->fleet_count = in->fleet_count ? in->fleet_count : CN_DEFAULT_FLEET_UNITS;
     double bake = (double)p->plan.bake_ms * (in->ai_assisted ? p->ai.bake_factor : 1);
     double evidence = (double)p->plan.min_samples * (double)p->analysis.interval_ms;
-    out->bake_ms = (int64_t)llround(fmax(bake, evidence));
+    /* The loader bounds each factor; the cap keeps a policy built in code
+     * from overflowing the conversion. */
+    out->bake_ms = (int64_t)llround(fmin(fmax(bake, evidence), CN_MAX_DURATION_MS));
 
     int rc = p->plan.step_count ? fixed_stages(in, out, err, errlen)
                                 : computed_stages(in, out, err, errlen);

@@ -1,6 +1,6 @@
-/* Policy files: the top-level sections except analysis and actuator (see
- * policy_analysis.c), choosing a policy for a change, and loading a
- * directory of them. */
+/* Policy files: defaults and the top-level sections except analysis and
+ * actuator (policy_analysis.c). Choosing a policy and loading a directory
+ * of them is in policy_select.c. */
 #include "canary/policy.h"
 
 #include <ctype.h>
@@ -30,6 +30,23 @@ const size_t cn_default_agent_count =
     sizeof(cn_default_agents) / sizeof(cn_default_agents[0]);
 
 #define DEFAULT_TIMEOUT_CAP_MS 10000
+
+/* Paths to kinds when a policy has no diff.kinds. Lock files first: they
+ * are JSON/YAML too but mean a dependency change. '*' also matches '/', so
+ * "*migrations/" followed by a star covers migrations at any depth. */
+static cn_kind_rule default_kind_rules[] = {
+    {"*package-lock.json", "dependency"}, {"*yarn.lock", "dependency"},
+    {"*pnpm-lock.yaml", "dependency"},    {"*go.sum", "dependency"},
+    {"*go.mod", "dependency"},            {"*Cargo.lock", "dependency"},
+    {"*requirements*.txt", "dependency"}, {"*poetry.lock", "dependency"},
+    {"*Gemfile.lock", "dependency"},      {"*.sql", "migration"},
+    {"*migrations/*", "migration"},       {"*.proto", "schema"},
+    {"*.graphql", "schema"},              {"*.avsc", "schema"},
+    {"*schema/*", "schema"},              {"*config/*", "config"},
+    {"*.yaml", "config"},                 {"*.yml", "config"},
+    {"*.toml", "config"},                 {"*.ini", "config"},
+    {"*.conf", "config"},
+};
 
 void cn_policy_defaults(cn_policy *p)
 {
@@ -64,6 +81,8 @@ void cn_policy_defaults(cn_policy *p)
     p->actuator.backoff_ms = 1000;
     p->agents.items = (const char **)cn_default_agents;
     p->agents.count = cn_default_agent_count;
+    p->kind_rules = default_kind_rules;
+    p->kind_rule_count = sizeof default_kind_rules / sizeof default_kind_rules[0];
 }
 
 double cn_policy_kind_multiplier(const cn_policy *p, const char *kind)
@@ -116,31 +135,40 @@ static void format_bound(char *buf, size_t len, double x, unit u)
         snprintf(buf, len, "%g", x);
 }
 
-/* The same rules as schema.c's range check, told in the written units and
- * quoting the value found. */
+/* The rule of f's range that x breaks ("greater than", "at least", "at
+ * most"), with its bound; NULL when x is in range. The same rules as
+ * schema.c's range check; one place decides, so that cn__file_ok never
+ * disagrees with the message that was (or was not) given. */
+static const char *range_rule(const cn_field *f, double x, double *bound)
+{
+    if ((f->flags & CN_MIN) && (f->flags & CN_MIN_EXCLUSIVE) && !(x > f->min)) {
+        *bound = f->min;
+        return "greater than";
+    }
+    if ((f->flags & CN_MIN) && !(f->flags & CN_MIN_EXCLUSIVE) && x < f->min) {
+        *bound = f->min;
+        return "at least";
+    }
+    if ((f->flags & CN_MAX) && x > f->max) {
+        *bound = f->max;
+        return "at most";
+    }
+    return NULL;
+}
+
+/* Told in the written units and quoting the value found. */
 static int check_range(cn_loader *ld, const cn_node *v, const cn_field *f,
                        double x, unit u)
 {
+    double limit;
+    const char *rule = range_rule(f, x, &limit);
+    if (!rule)
+        return 0;
     char bound[64];
-    if ((f->flags & CN_MIN) && (f->flags & CN_MIN_EXCLUSIVE) && !(x > f->min)) {
-        format_bound(bound, sizeof bound, f->min, u);
-        cn_loader_error(ld, v, "'%s' must be greater than %s, got '%s'", f->key,
-                        bound, v->text);
-        return -1;
-    }
-    if ((f->flags & CN_MIN) && !(f->flags & CN_MIN_EXCLUSIVE) && x < f->min) {
-        format_bound(bound, sizeof bound, f->min, u);
-        cn_loader_error(ld, v, "'%s' must be at least %s, got '%s'", f->key,
-                        bound, v->text);
-        return -1;
-    }
-    if ((f->flags & CN_MAX) && x > f->max) {
-        format_bound(bound, sizeof bound, f->max, u);
-        cn_loader_error(ld, v, "'%s' must be at most %s, got '%s'", f->key,
-                        bound, v->text);
-        return -1;
-    }
-    return 0;
+    format_bound(bound, sizeof bound, limit, u);
+    cn_loader_error(ld, v, "'%s' must be %s %s, got '%s'", f->key, rule, bound,
+                    v->text);
+    return -1;
 }
 
 int cn__parse_percent_range(cn_loader *ld, const cn_node *v, const cn_field *f,
@@ -192,6 +220,23 @@ int cn__parse_uint_range(cn_loader *ld, const cn_node *v, const cn_field *f,
     return 0;
 }
 
+/* The bound is shown the way the value was written: "at least 0%" for
+ * "-1%", "at least 0" for "-1". */
+int cn__parse_quantity_range(cn_loader *ld, const cn_node *v, const cn_field *f,
+                             void *dst)
+{
+    cn_field plain = *f;
+    plain.flags &= CN_REQUIRED;
+    double x;
+    if (cn_parse_quantity(ld, v, &plain, &x))
+        return -1;
+    unit u = v->len && v->text[v->len - 1] == '%' ? UNIT_PERCENT : UNIT_PLAIN;
+    if (check_range(ld, v, f, x, u))
+        return -1;
+    *(double *)dst = x;
+    return 0;
+}
+
 int cn__parse_name(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
 {
     const char *s;
@@ -205,24 +250,49 @@ int cn__parse_name(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst
     return 0;
 }
 
-bool cn__file_duration(const cn_node *map, const char *key, int64_t def,
-                       int64_t *out)
+/* Reads n as f's parser would, without reporting; false when that parser
+ * rejects the text. */
+static bool scalar_value(const cn_node *n, const cn_field *f, double *x)
 {
-    const cn_node *n = cn_node_get(map, key);
-    *out = def;
-    if (!n)
+    if (n->type != CN_NODE_SCALAR || cn_node_is_null(n))
+        return false;
+    if (f->parse == cn__parse_duration_range) {
+        int64_t ms;
+        if (cn_text_duration(n->text, &ms))
+            return false;
+        *x = (double)ms;
         return true;
-    return n->type == CN_NODE_SCALAR && !cn_text_duration(n->text, out);
+    }
+    if (f->parse == cn__parse_uint_range) {
+        unsigned u;
+        if (n->quoted || cn_text_uint(n->text, &u))
+            return false;
+        *x = u;
+        return true;
+    }
+    if (f->parse == cn__parse_percent_range)
+        return !cn_text_percent(n->text, x);
+    if (f->parse == cn__parse_number_range)
+        return !n->quoted && !cn_text_number(n->text, x);
+    return false;
 }
 
-bool cn__file_uint(const cn_node *map, const char *key, unsigned def,
-                   unsigned *out)
+bool cn__file_ok(const cn_node *section, const cn_schema *s, const char *key)
 {
-    const cn_node *n = cn_node_get(map, key);
-    *out = def;
+    if (!section || cn_node_is_null(section))
+        return true;
+    if (section->type != CN_NODE_MAP)
+        return false;
+    const cn_node *n = cn_node_get(section, key);
     if (!n)
         return true;
-    return n->type == CN_NODE_SCALAR && !n->quoted && !cn_text_uint(n->text, out);
+    for (size_t i = 0; i < s->count; i++)
+        if (!strcmp(s->fields[i].key, key)) {
+            double x, bound;
+            return scalar_value(n, &s->fields[i], &x) &&
+                   !range_rule(&s->fields[i], x, &bound);
+        }
+    return false;
 }
 
 /* A list of strings none of which is empty; an empty list is refused as
@@ -379,31 +449,82 @@ static int parse_steps(cn_loader *ld, const cn_node *v, const cn_field *f,
                         f->key, last->text);
         rc = -1;
     }
-    pp->steps = steps;
-    pp->step_count = v->count;
+    /* Kept only when valid, so that a step count seen later (max_stages
+     * check) is always that of a ladder that loaded. */
+    if (!rc) {
+        pp->steps = steps;
+        pp->step_count = v->count;
+    }
     return rc;
 }
 
+enum { P_FIRST_STAGE_IMPACT, P_GROWTH, P_MAX_STAGES, P_BAKE, P_MIN_SAMPLES, P_STEPS };
 static const cn_field plan_fields[] = {
-    {.key = "first_stage_impact", .parse = cn__parse_percent_range,
+    [P_FIRST_STAGE_IMPACT] = {.key = "first_stage_impact", .parse = cn__parse_percent_range,
      .offset = offsetof(cn_plan_policy, first_stage_impact),
      .flags = CN_MIN | CN_MIN_EXCLUSIVE | CN_MAX, .min = 0, .max = 1},
-    {.key = "growth", .parse = cn__parse_number_range,
-     .offset = offsetof(cn_plan_policy, growth),
-     .flags = CN_MIN | CN_MIN_EXCLUSIVE, .min = 1},
-    {.key = "max_stages", .parse = cn__parse_uint_range,
-     .offset = offsetof(cn_plan_policy, max_stages),
-     .flags = CN_MIN | CN_MAX, .min = 2, .max = CN_MAX_STAGES},
-    {.key = "bake", .parse = cn__parse_duration_range,
-     .offset = offsetof(cn_plan_policy, bake_ms),
-     .flags = CN_MIN | CN_MIN_EXCLUSIVE, .min = 0},
-    {.key = "min_samples", .parse = cn__parse_uint_range,
-     .offset = offsetof(cn_plan_policy, min_samples), .flags = CN_MIN, .min = 1},
-    {.key = "steps", .parse = parse_steps, .offset = 0},
+    [P_GROWTH] = {.key = "growth", .parse = cn__parse_number_range,
+                  .offset = offsetof(cn_plan_policy, growth),
+                  .flags = CN_MIN | CN_MIN_EXCLUSIVE | CN_MAX, .min = 1, .max = 1000},
+    [P_MAX_STAGES] = {.key = "max_stages", .parse = cn__parse_uint_range,
+                      .offset = offsetof(cn_plan_policy, max_stages),
+                      .flags = CN_MIN | CN_MAX, .min = 2, .max = CN_MAX_STAGES},
+    [P_BAKE] = {.key = "bake", .parse = cn__parse_duration_range,
+                .offset = offsetof(cn_plan_policy, bake_ms),
+                .flags = CN_MIN | CN_MIN_EXCLUSIVE, .min = 0},
+    [P_MIN_SAMPLES] = {.key = "min_samples", .parse = cn__parse_uint_range,
+                       .offset = offsetof(cn_plan_policy, min_samples),
+                       .flags = CN_MIN | CN_MAX, .min = 1, .max = 1000},
+    [P_STEPS] = {.key = "steps", .parse = parse_steps, .offset = 0},
 };
-static const cn_schema plan_schema = CN_SCHEMA("plan", plan_fields);
+const cn_schema cn__plan_schema = CN_SCHEMA("plan", plan_fields);
+
+/* The planner ignores max_stages when there is a ladder; a file that gives
+ * both most likely expects a cut that will never happen. Only checked when
+ * both values loaded, so a bad one is not reported twice. */
+static int parse_plan(cn_loader *ld, const cn_node *v, const cn_field *f,
+                      void *dst)
+{
+    (void)f;
+    cn_plan_policy *pp = dst;
+    unsigned before = ld->errors;
+    uint64_t bits = cn_load_map(ld, v, &cn__plan_schema, pp);
+    if ((bits & CN__BIT(P_MAX_STAGES)) && (bits & CN__BIT(P_STEPS)) &&
+        pp->step_count && cn__file_ok(v, &cn__plan_schema, "max_stages"))
+        cn_loader_error(ld, cn_node_get(v, "max_stages"),
+                        "'max_stages' has no effect with 'steps' (the ladder has "
+                        "%zu step%s); remove one of them", pp->step_count,
+                        pp->step_count == 1 ? "" : "s");
+    return ld->errors == before ? 0 : -1;
+}
 
 /* ---- risk -------------------------------------------------------------- */
+
+/* A map that replaces a default one must not be empty: {} would silently
+ * drop every default multiplier to x1 (tier 0 from x4), the opposite of
+ * what writing the key suggests. As with empty lists, leaving the key out
+ * is the way to keep the defaults. */
+static bool nonempty_map(cn_loader *ld, const cn_node *v, const char *key,
+                         const char *expected)
+{
+    if (!cn__free_map(ld, v, key, expected))
+        return false;
+    if (v->count)
+        return true;
+    cn_loader_error(ld, v, "'%s' is an empty map; leave '%s' out instead", key, key);
+    return false;
+}
+
+/* Map keys are names, and JSON can only quote them, so a quoted "0" is tier
+ * 0 too; the multipliers stay strict numbers. */
+static bool tier_key(cn_loader *ld, const cn_node *k, const char *key, unsigned *t)
+{
+    if (!cn_text_uint(k->text, t) && *t <= CN_MAX_TIER)
+        return true;
+    cn_loader_error(ld, k, "keys in '%s' must be tiers 0 to %d, got '%s'", key,
+                    CN_MAX_TIER, k->text);
+    return false;
+}
 
 /* A given map replaces the defaults entirely: a tier the operator left out
  * then has no multiplier, and the planner assumes the riskiest. */
@@ -411,7 +532,7 @@ static int parse_risk_tiers(cn_loader *ld, const cn_node *v, const cn_field *f,
                             void *dst)
 {
     cn_risk_policy *r = dst;
-    if (!cn__free_map(ld, v, f->key, "a map of tier to multiplier"))
+    if (!nonempty_map(ld, v, f->key, "a map of tier to multiplier"))
         return -1;
     memset(r->tier, 0, sizeof r->tier);
     memset(r->has_tier, 0, sizeof r->has_tier);
@@ -419,19 +540,19 @@ static int parse_risk_tiers(cn_loader *ld, const cn_node *v, const cn_field *f,
     for (size_t i = 0; i < v->count; i++) {
         const cn_node *k = v->items[2 * i];
         unsigned t;
-        if (!cn__free_key_ok(ld, v, i, f->key)) {
+        if (!cn__free_key_ok(ld, v, i, f->key) || !tier_key(ld, k, f->key, &t)) {
             rc = -1;
             continue;
         }
-        if (k->quoted || cn_text_uint(k->text, &t) || t > CN_MAX_TIER) {
-            cn_loader_error(ld, k, "keys in '%s' must be tiers 0 to %d, got '%s'",
-                            f->key, CN_MAX_TIER, k->text);
+        if (r->has_tier[t]) {
+            cn_loader_error(ld, k, "tier %u is given twice in '%s'", t, f->key);
             rc = -1;
             continue;
         }
         char label[32];
         snprintf(label, sizeof label, "tier %u", t);
-        cn_field mf = {.key = label, .flags = CN_MIN | CN_MIN_EXCLUSIVE, .min = 0};
+        cn_field mf = {.key = label, .flags = CN_MIN | CN_MIN_EXCLUSIVE | CN_MAX, .min = 0,
+                      .max = 1000};
         if (cn__parse_number_range(ld, v->items[2 * i + 1], &mf, &r->tier[t]))
             rc = -1;
         else
@@ -444,7 +565,7 @@ static int parse_risk_kinds(cn_loader *ld, const cn_node *v, const cn_field *f,
                             void *dst)
 {
     cn_risk_policy *r = dst;
-    if (!cn__free_map(ld, v, f->key, "a map of kind to multiplier"))
+    if (!nonempty_map(ld, v, f->key, "a map of kind to multiplier"))
         return -1;
     cn_kind_multiplier *kinds = cn_arena_alloc(ld->arena, (v->count + 1) * sizeof(*kinds));
     if (!kinds) {
@@ -459,7 +580,8 @@ static int parse_risk_kinds(cn_loader *ld, const cn_node *v, const cn_field *f,
             rc = -1;
             continue;
         }
-        cn_field mf = {.key = k->text, .flags = CN_MIN | CN_MIN_EXCLUSIVE, .min = 0};
+        cn_field mf = {.key = k->text, .flags = CN_MIN | CN_MIN_EXCLUSIVE | CN_MAX,
+                       .min = 0, .max = 1000};
         if (cn__parse_number_range(ld, v->items[2 * i + 1], &mf, &kinds[n].multiplier)) {
             rc = -1;
             continue;
@@ -496,14 +618,15 @@ static const cn_schema approval_schema = CN_SCHEMA("approval", approval_fields);
 
 static const cn_field ai_fields[] = {
     {.key = "risk", .parse = cn__parse_number_range, .offset = offsetof(cn_ai_policy, risk),
-     .flags = CN_MIN, .min = 1},
+     .flags = CN_MIN | CN_MAX, .min = 1, .max = 1000},
     {.key = "bake_factor", .parse = cn__parse_number_range,
-     .offset = offsetof(cn_ai_policy, bake_factor), .flags = CN_MIN, .min = 1},
+     .offset = offsetof(cn_ai_policy, bake_factor), .flags = CN_MIN | CN_MAX, .min = 1,
+     .max = 100},
     {.key = "approval", .parse = cn_parse_map, .offset = 0, .sub = &approval_schema},
     {.key = "analysis", .parse = cn__parse_ai_analysis,
      .offset = offsetof(cn_ai_policy, analysis)},
 };
-static const cn_schema ai_schema = CN_SCHEMA("ai_assisted", ai_fields);
+const cn_schema cn__ai_schema = CN_SCHEMA("ai_assisted", ai_fields);
 
 /* ---- provenance, diff -------------------------------------------------- */
 
@@ -518,7 +641,7 @@ static int parse_kind_rules(cn_loader *ld, const cn_node *v, const cn_field *f,
                             void *dst)
 {
     cn_policy *p = dst;
-    if (!cn__free_map(ld, v, f->key, "a map of path pattern to kind"))
+    if (!nonempty_map(ld, v, f->key, "a map of path pattern to kind"))
         return -1;
     cn_kind_rule *rules = cn_arena_alloc(ld->arena, (v->count + 1) * sizeof(*rules));
     if (!rules) {
@@ -561,12 +684,11 @@ static const cn_field policy_fields[] = {
      .flags = CN_REQUIRED},
     {.key = "match", .parse = cn_parse_map, .offset = offsetof(cn_policy, match),
      .sub = &match_schema},
-    {.key = "plan", .parse = cn_parse_map, .offset = offsetof(cn_policy, plan),
-     .sub = &plan_schema},
+    {.key = "plan", .parse = parse_plan, .offset = offsetof(cn_policy, plan)},
     {.key = "risk", .parse = cn_parse_map, .offset = offsetof(cn_policy, risk),
      .sub = &risk_schema},
     {.key = "ai_assisted", .parse = cn_parse_map, .offset = offsetof(cn_policy, ai),
-     .sub = &ai_schema},
+     .sub = &cn__ai_schema},
     {.key = "analysis", .parse = cn__parse_analysis,
      .offset = offsetof(cn_policy, analysis)},
     {.key = "actuator", .parse = cn__parse_actuator,
@@ -623,313 +745,4 @@ int cn_policy_load(cn_policy *p, const char *path, cn_diags *diags)
     rc = cn_policy_load_doc(p, &doc, diags);
     cn_doc_free(&doc);
     return rc;
-}
-
-/* ---- selection --------------------------------------------------------- */
-
-/* How narrowly a policy's match fits a subject; larger is narrower, and
- * the fields compare in this order. */
-typedef struct specificity {
-    int service;     /* 0 any (no criterion, or a glob with no literal), 1 glob, 2 exact */
-    size_t literals; /* literal characters of the glob that matched */
-    int tier;        /* 1 when the policy names tiers */
-    int ai;          /* 1 when the policy names ai_assisted */
-} specificity;
-
-/* Literal characters of a glob: those outside *, ?, [...] and escapes
- * count as literal; *glob is set when any metacharacter occurs. */
-static size_t glob_literals(const char *g, bool *glob)
-{
-    size_t n = 0;
-    *glob = false;
-    for (const char *c = g; *c; c++) {
-        if (*c == '*' || *c == '?') {
-            *glob = true;
-        } else if (*c == '\\' && c[1]) {
-            *glob = true;
-            n++;
-            c++;
-        } else if (*c == '[') {
-            /* fnmatch: "[]...]" and "[!]...]" hold a literal ']' first. */
-            const char *e = c + 1;
-            if (*e == '!' || *e == '^')
-                e++;
-            if (*e == ']')
-                e++;
-            e = strchr(e, ']');
-            if (!e) {
-                n++;
-                continue;
-            }
-            *glob = true;
-            c = e;
-        } else {
-            n++;
-        }
-    }
-    return n;
-}
-
-static int spec_cmp(const specificity *a, const specificity *b)
-{
-    if (a->service != b->service)
-        return a->service < b->service ? -1 : 1;
-    if (a->literals != b->literals)
-        return a->literals < b->literals ? -1 : 1;
-    if (a->tier != b->tier)
-        return a->tier < b->tier ? -1 : 1;
-    if (a->ai != b->ai)
-        return a->ai < b->ai ? -1 : 1;
-    return 0;
-}
-
-/* True when p's match accepts s; *sp is then its specificity, taken from
- * the most specific of its globs that match. */
-static bool policy_matches(const cn_policy *p, const cn_match_subject *s,
-                           specificity *sp)
-{
-    const cn_match *m = &p->match;
-    memset(sp, 0, sizeof(*sp));
-    if (m->services.count) {
-        bool any = false;
-        for (size_t i = 0; i < m->services.count; i++) {
-            const char *g = m->services.items[i];
-            if (fnmatch(g, s->service, 0) != 0)
-                continue;
-            bool glob;
-            specificity c = {0, glob_literals(g, &glob), 0, 0};
-            c.service = !glob ? 2 : c.literals ? 1 : 0;
-            if (!c.service)
-                c.literals = 0;
-            if (!any || spec_cmp(&c, sp) > 0)
-                *sp = c;
-            any = true;
-        }
-        if (!any)
-            return false;
-    }
-    if (m->tier_count) {
-        bool found = false;
-        for (size_t i = 0; i < m->tier_count; i++)
-            found |= s->tier >= 0 && m->tiers[i] == s->tier;
-        if (!found)
-            return false;
-        sp->tier = 1;
-    }
-    if (m->ai_assisted >= 0) {
-        if (m->ai_assisted != (int)s->ai_assisted)
-            return false;
-        sp->ai = 1;
-    }
-    return true;
-}
-
-static void describe_subject(char *buf, size_t len, const cn_match_subject *s)
-{
-    char tier[32];
-    if (s->tier >= 0)
-        snprintf(tier, sizeof tier, "tier %d", s->tier);
-    else
-        snprintf(tier, sizeof tier, "tier unknown");
-    snprintf(buf, len, "service '%s' (%s, %s)", s->service, tier,
-             s->ai_assisted ? "AI-assisted" : "not AI-assisted");
-}
-
-int cn_policy_select(const cn_policy_set *set, const cn_match_subject *s,
-                     const cn_policy **chosen, char *err, size_t errlen)
-{
-    const cn_policy *best = NULL, *tie = NULL;
-    specificity best_sp = {0, 0, 0, 0};
-    *chosen = NULL;
-    for (size_t i = 0; i < set->count; i++) {
-        specificity sp;
-        if (!policy_matches(set->items[i], s, &sp))
-            continue;
-        int c = best ? spec_cmp(&sp, &best_sp) : 1;
-        if (c > 0) {
-            best = set->items[i];
-            best_sp = sp;
-            tie = NULL;
-        } else if (c == 0 && !tie) {
-            tie = set->items[i];
-        }
-    }
-    char subject[256];
-    describe_subject(subject, sizeof subject, s);
-    if (!best) {
-        if (errlen)
-            snprintf(err, errlen,
-                     "no policy matches %s; add a catch-all policy with "
-                     "match: {services: [\"*\"]}", subject);
-        return CN_ENOTFOUND;
-    }
-    if (tie) {
-        if (errlen)
-            snprintf(err, errlen,
-                     "%s and %s both match service '%s' equally specifically; "
-                     "narrow one of their match sections", best->file, tie->file,
-                     s->service);
-        return CN_EINVAL;
-    }
-    *chosen = best;
-    return CN_OK;
-}
-
-/* ---- a directory of policies ------------------------------------------- */
-
-static bool is_policy_file(const char *name)
-{
-    size_t n = strlen(name);
-    if (name[0] == '.')
-        return false;
-    return (n > 5 && !strcmp(name + n - 5, ".yaml")) ||
-           (n > 4 && !strcmp(name + n - 4, ".yml"));
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void free_names(char **names, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-}
-
-/* The policy file names in dir, sorted; *out is NULL when there are none. */
-static int list_policy_files(DIR *d, char ***out, size_t *count)
-{
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    *out = NULL;
-    *count = 0;
-    while ((e = readdir(d))) {
-        if (!is_policy_file(e->d_name))
-            continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            char **grown = realloc(names, ncap * sizeof(*grown));
-            if (!grown)
-                goto nomem;
-            names = grown;
-            cap = ncap;
-        }
-        if (!(names[n] = strdup(e->d_name)))
-            goto nomem;
-        n++;
-    }
-    if (n)
-        qsort(names, n, sizeof(*names), cmp_names);
-    *out = names;
-    *count = n;
-    return CN_OK;
-nomem:
-    free_names(names, n);
-    return CN_ENOMEM;
-}
-
-/* Two files with one name would make the audit log ambiguous. Reported at
- * the later file's name, since files load in sorted order. */
-static bool unique_name(const cn_policy_set *set, const cn_policy *p,
-                        const cn_doc *doc, cn_diags *diags)
-{
-    for (size_t i = 0; i < set->count; i++) {
-        if (strcmp(set->items[i]->name, p->name))
-            continue;
-        cn_loader ld;
-        cn_loader_init(&ld, p->file, diags, NULL);
-        cn_loader_error(&ld, cn_node_get(doc->root, "name"),
-                        "policy name '%s' is also used by %s; policy names must "
-                        "be unique", p->name, set->items[i]->file);
-        return false;
-    }
-    return true;
-}
-
-static int load_into_set(cn_policy_set *set, const char *path, cn_diags *diags)
-{
-    cn_policy *p = malloc(sizeof(*p));
-    if (!p)
-        return CN_ENOMEM;
-    cn_doc doc;
-    int rc = cn_doc_load_file(&doc, path, diags);
-    if (!rc)
-        rc = cn_policy_load_doc(p, &doc, diags);
-    else
-        cn_policy_defaults(p);
-    if (!rc && !unique_name(set, p, &doc, diags))
-        rc = CN_EINVAL;
-    cn_doc_free(&doc);
-    if (rc) {
-        cn_policy_free(p);
-        free(p);
-        return rc;
-    }
-    set->items[set->count++] = p;
-    return CN_OK;
-}
-
-static int load_files(cn_policy_set *set, const char *dir, char **names,
-                      size_t n, cn_diags *diags)
-{
-    set->items = calloc(n, sizeof(*set->items));
-    if (!set->items)
-        return CN_ENOMEM;
-    size_t dlen = strlen(dir);
-    const char *sep = dlen && dir[dlen - 1] == '/' ? "" : "/";
-    int rc = CN_OK;
-    for (size_t i = 0; i < n; i++) {
-        size_t len = dlen + strlen(names[i]) + 2;
-        char *path = malloc(len);
-        if (!path)
-            return CN_ENOMEM;
-        snprintf(path, len, "%s%s%s", dir, sep, names[i]);
-        int one = load_into_set(set, path, diags);
-        free(path);
-        if (one == CN_ENOMEM)
-            return one;
-        if (one && !rc)
-            rc = CN_EINVAL;
-    }
-    return rc;
-}
-
-int cn_policy_set_load_dir(cn_policy_set *set, const char *dir, cn_diags *diags)
-{
-    memset(set, 0, sizeof(*set));
-    DIR *d = opendir(dir);
-    if (!d) {
-        int e = errno;
-        cn_diags_add(diags, dir, 0, 0, "cannot open the policy directory: %s",
-                     strerror(e));
-        return e == ENOENT ? CN_ENOTFOUND : e == ENOTDIR ? CN_EINVAL : CN_EIO;
-    }
-    char **names;
-    size_t n;
-    int rc = list_policy_files(d, &names, &n);
-    closedir(d);
-    if (rc)
-        return rc;
-    if (!n) {
-        cn_diags_add(diags, dir, 0, 0,
-                     "no policy files (*.yaml or *.yml) in this directory");
-        return CN_EINVAL;
-    }
-    rc = load_files(set, dir, names, n, diags);
-    free_names(names, n);
-    return rc;
-}
-
-void cn_policy_set_free(cn_policy_set *set)
-{
-    for (size_t i = 0; i < set->count; i++) {
-        cn_policy_free(set->items[i]);
-        free(set->items[i]);
-    }
-    free(set->items);
-    set->items = NULL;
-    set->count = 0;
 }

@@ -137,25 +137,160 @@ static int reject_secret(cn_loader *ld, const cn_node *v, const cn_field *f,
     {.key = "password", .parse = reject_secret},        \
     {.key = "headers", .parse = reject_secret}
 
-static int parse_url(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+/* ---- templates --------------------------------------------------------- */
+
+/* What the rollout engine fills in; see docs/policy.md#templates.
+ * TEMPLATE_LIST is the same names, for messages. */
+static const char *const template_names[] = {
+    "service", "version", "previous_version", "rollout", "stage"};
+#define TEMPLATE_COUNT (sizeof template_names / sizeof template_names[0])
+#define TEMPLATE_LIST "service, version, previous_version, rollout, stage"
+
+/* The closing "}}" of the template opening at open ("{{"), or NULL. */
+static const char *template_end(const char *open)
 {
-    const char *s;
-    if (cn_parse_string(ld, v, f, &s))
+    return strstr(open + 2, "}}");
+}
+
+/* The name between open + 2 and close, spaces around it dropped, into buf
+ * (cut to fit: a name that long is unknown anyway). */
+static void template_name(const char *open, const char *close, char *buf,
+                          size_t len)
+{
+    const char *b = open + 2, *e = close;
+    while (b < e && *b == ' ')
+        b++;
+    while (e > b && e[-1] == ' ')
+        e--;
+    size_t n = (size_t)(e - b) < len - 1 ? (size_t)(e - b) : len - 1;
+    memcpy(buf, b, n);
+    buf[n] = '\0';
+}
+
+static bool template_known(const char *name)
+{
+    for (size_t i = 0; i < TEMPLATE_COUNT; i++)
+        if (!strcmp(name, template_names[i]))
+            return true;
+    return false;
+}
+
+/* Quotes the template as written, so it can be found in the file. */
+static void unknown_template(cn_loader *ld, const cn_node *v, const char *key,
+                             const char *open, const char *close, const char *name)
+{
+    int shown = close + 2 - open < 100 ? (int)(close + 2 - open) : 100;
+    const char *hint = cn_suggest(name, template_names, TEMPLATE_COUNT);
+    cn_loader_error(ld, v, "unknown template '%.*s' in '%s'%s%s%s; known: "
+                    TEMPLATE_LIST, shown, open, key,
+                    hint ? " (did you mean '{{" : "", hint ? hint : "",
+                    hint ? "}}'?)" : "");
+}
+
+/* A misspelt template would be sent as literal text at run time and
+ * match nothing, which reads as "no data" rather than as a mistake; so
+ * every {{...}} must name a known template. Reports the first problem. */
+static int check_templates(cn_loader *ld, const cn_node *v, const char *key,
+                           const char *s)
+{
+    for (const char *open = strstr(s, "{{"); open; ) {
+        const char *close = template_end(open);
+        if (!close) {
+            cn_loader_error(ld, v, "'%s' has a '{{' with no closing '}}' "
+                            "(templates are written {{service}})", key);
+            return -1;
+        }
+        char name[80];
+        template_name(open, close, name, sizeof name);
+        if (!template_known(name)) {
+            unknown_template(ld, v, key, open, close, name);
+            return -1;
+        }
+        open = strstr(close + 2, "{{");
+    }
+    return 0;
+}
+
+/* ---- URLs and pointers ------------------------------------------------- */
+
+/* The first whitespace character in s, NULL when none. Inside a closed
+ * template ("{{ version }}") spaces are allowed, since the template is
+ * replaced before the URL is used; only source URLs have templates. */
+static const char *url_space(const char *s, bool templates)
+{
+    for (const char *c = s; *c; c++) {
+        const char *close = templates && c[0] == '{' && c[1] == '{'
+                                ? template_end(c) : NULL;
+        if (close)
+            c = close + 1;
+        else if (isspace((unsigned char)*c))
+            return c;
+    }
+    return NULL;
+}
+
+/* A URL an HTTP client cannot misread: no whitespace (a client would cut
+ * or reject it), an http(s) scheme and a non-empty host, which ends at the
+ * first '/', '?' or '#' ("http://?x" has none; in "http://:9090" only a
+ * port follows), and no credentials. */
+static int check_url(cn_loader *ld, const cn_node *v, const char *key,
+                     const char *s, bool templates)
+{
+    const char *sp = url_space(s, templates);
+    if (sp) {
+        cn_loader_error(ld, v, "'%s' must not contain whitespace, found %s at "
+                        "character %zu (write a space as %%20)", key,
+                        *sp == ' ' ? "a space" : *sp == '\t' ? "a tab"
+                        : *sp == '\n' ? "a line break" : "whitespace",
+                        (size_t)(sp - s) + 1);
         return -1;
+    }
     const char *rest = !strncmp(s, "http://", 7)    ? s + 7
                        : !strncmp(s, "https://", 8) ? s + 8
                                                     : NULL;
-    if (!rest || !*rest || *rest == '/') {
+    size_t authority = rest ? strcspn(rest, "/?#") : 0;
+    if (!authority || *rest == ':') {
         cn_loader_error(ld, v, "'%s' must be an http:// or https:// URL with a "
-                        "host, got '%s'", f->key, s);
+                        "host, got '%s'", key, s);
         return -1;
     }
-    size_t authority = strcspn(rest, "/?#");
     if (memchr(rest, '@', authority)) {
         cn_loader_error(ld, v, "'%s' must not carry credentials (user:password@); "
-                        "use 'bearer_token_env' or 'headers_from_env'", f->key);
+                        "use 'bearer_token_env' or 'headers_from_env'", key);
         return -1;
     }
+    return 0;
+}
+
+/* The actuator's webhook: no templates there. */
+static int parse_url(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+{
+    const char *s;
+    if (cn_parse_string(ld, v, f, &s) || check_url(ld, v, f->key, s, false))
+        return -1;
+    *(const char **)dst = s;
+    return 0;
+}
+
+/* A source's address or url: templates allowed, and checked. */
+static int parse_source_url(cn_loader *ld, const cn_node *v, const cn_field *f,
+                            void *dst)
+{
+    const char *s;
+    if (cn_parse_string(ld, v, f, &s) || check_url(ld, v, f->key, s, true) ||
+        check_templates(ld, v, f->key, s))
+        return -1;
+    *(const char **)dst = s;
+    return 0;
+}
+
+/* A PromQL query: not empty, templates checked. */
+static int parse_query(cn_loader *ld, const cn_node *v, const cn_field *f,
+                       void *dst)
+{
+    const char *s;
+    if (cn__parse_name(ld, v, f, &s) || check_templates(ld, v, f->key, s))
+        return -1;
     *(const char **)dst = s;
     return 0;
 }
@@ -178,6 +313,8 @@ static int parse_pointer(cn_loader *ld, const cn_node *v, const cn_field *f,
                             f->key, s);
             return -1;
         }
+    if (check_templates(ld, v, f->key, s))
+        return -1;
     *(const char **)dst = s;
     return 0;
 }
@@ -187,9 +324,9 @@ static int parse_pointer(cn_loader *ld, const cn_node *v, const cn_field *f,
 static const char *const reduce_names[] = {"none", "sum", "max", "min", "avg", NULL};
 
 static const cn_field prometheus_fields[] = {
-    {.key = "address", .parse = parse_url, .offset = offsetof(cn_source, address),
-     .flags = CN_REQUIRED},
-    {.key = "query", .parse = cn__parse_name, .offset = offsetof(cn_source, query),
+    {.key = "address", .parse = parse_source_url,
+     .offset = offsetof(cn_source, address), .flags = CN_REQUIRED},
+    {.key = "query", .parse = parse_query, .offset = offsetof(cn_source, query),
      .flags = CN_REQUIRED},
     {.key = "reduce", .parse = cn_parse_enum, .offset = offsetof(cn_source, reduce),
      .choices = reduce_names},
@@ -201,7 +338,7 @@ static const cn_field prometheus_fields[] = {
 static const cn_schema prometheus_schema = CN_SCHEMA("prometheus", prometheus_fields);
 
 static const cn_field json_fields[] = {
-    {.key = "url", .parse = parse_url, .offset = offsetof(cn_source, url),
+    {.key = "url", .parse = parse_source_url, .offset = offsetof(cn_source, url),
      .flags = CN_REQUIRED},
     {.key = "pointer", .parse = parse_pointer, .offset = offsetof(cn_source, pointer)},
     {.key = "bearer_token_env", .parse = parse_env_name,
@@ -269,8 +406,9 @@ static const cn_field baseline_fields[] = {
     {.key = "max_increase", .parse = cn__parse_percent_range,
      .offset = offsetof(cn_baseline, max_increase), .flags = CN_REQUIRED | CN_MIN,
      .min = 0},
-    {.key = "slack", .parse = cn__parse_number_range, .offset = offsetof(cn_baseline, slack),
-     .flags = CN_MIN, .min = 0},
+    /* Same forms as a threshold on the same metric: 0.001 or 0.1%. */
+    {.key = "slack", .parse = cn__parse_quantity_range,
+     .offset = offsetof(cn_baseline, slack), .flags = CN_MIN, .min = 0},
 };
 static const cn_schema baseline_schema = CN_SCHEMA("baseline", baseline_fields);
 
@@ -302,8 +440,6 @@ static const cn_field metric_fields[] = {
 };
 static const cn_schema metric_schema = CN_SCHEMA("metric", metric_fields);
 
-#define BIT(i) (1ull << (i))
-
 static void load_metric(cn_loader *ld, const cn_node *item, cn_metric *m,
                         size_t index)
 {
@@ -320,13 +456,13 @@ static void load_metric(cn_loader *ld, const cn_node *item, cn_metric *m,
         snprintf(label, sizeof label, "metric '%.100s'", m->name);
     else
         snprintf(label, sizeof label, "metric %zu", index + 1);
-    if ((bits & BIT(M_PROMETHEUS)) && (bits & BIT(M_JSON)))
+    if ((bits & CN__BIT(M_PROMETHEUS)) && (bits & CN__BIT(M_JSON)))
         cn_loader_error(ld, item, "%s has both 'prometheus' and 'json'; give "
                         "exactly one source", label);
-    else if (!(bits & (BIT(M_PROMETHEUS) | BIT(M_JSON))))
+    else if (!(bits & (CN__BIT(M_PROMETHEUS) | CN__BIT(M_JSON))))
         cn_loader_error(ld, item, "%s has no source; give 'prometheus' or 'json'",
                         label);
-    if (!(bits & (BIT(M_THRESHOLD) | BIT(M_BASELINE))))
+    if (!(bits & (CN__BIT(M_THRESHOLD) | CN__BIT(M_BASELINE))))
         cn_loader_error(ld, item, "%s has neither 'threshold' nor 'baseline', so "
                         "it could never fail; give at least one", label);
 }
@@ -384,7 +520,7 @@ static int parse_min_requests(cn_loader *ld, const cn_node *v, const cn_field *f
 {
     unsigned before = ld->errors;
     uint64_t bits = cn_load_map(ld, v, &min_requests_schema, dst);
-    bool prom = bits & BIT(R_PROMETHEUS), json = bits & BIT(R_JSON);
+    bool prom = bits & CN__BIT(R_PROMETHEUS), json = bits & CN__BIT(R_JSON);
     if ((v->type == CN_NODE_MAP || cn_node_is_null(v)) && prom == json)
         cn_loader_error(ld, v, "'%s' needs exactly one source, 'prometheus' or "
                         "'json', got %s", f->key, prom ? "both" : "neither");
@@ -482,7 +618,7 @@ int cn__parse_actuator(cn_loader *ld, const cn_node *v, const cn_field *f,
         return 0;
     unsigned before = ld->errors;
     uint64_t bits = cn_load_map(ld, v, &actuator_schema, dst);
-    bool exec = bits & BIT(A_EXEC), http = bits & BIT(A_HTTP);
+    bool exec = bits & CN__BIT(A_EXEC), http = bits & CN__BIT(A_HTTP);
     if (v->type == CN_NODE_MAP && exec && http)
         cn_loader_error(ld, v, "actuator has both 'exec' and 'http'; give exactly one");
     else if (v->type == CN_NODE_MAP && !exec && !http)
@@ -552,8 +688,8 @@ int cn__parse_ai_analysis(cn_loader *ld, const cn_node *v, const cn_field *f,
     cn_ai_analysis *a = dst;
     unsigned before = ld->errors;
     uint64_t present = cn_load_map(ld, v, &ai_analysis_schema, a);
-    a->has_failure_limit = present & BIT(AI_FAILURE_LIMIT);
-    a->has_consecutive_failure_limit = present & BIT(AI_CONSECUTIVE_FAILURE_LIMIT);
+    a->has_failure_limit = present & CN__BIT(AI_FAILURE_LIMIT);
+    a->has_consecutive_failure_limit = present & CN__BIT(AI_CONSECUTIVE_FAILURE_LIMIT);
     return ld->errors == before ? 0 : -1;
 }
 
@@ -564,63 +700,133 @@ int cn__parse_ai_analysis(cn_loader *ld, const cn_node *v, const cn_field *f,
 static void check_timeout(cn_loader *ld, const cn_node *an, cn_analysis *a)
 {
     const cn_node *tn = cn_node_get(an, "timeout");
-    int64_t interval, timeout;
     if (!tn) {
         a->timeout_ms = a->interval_ms / 2 < DEFAULT_TIMEOUT_CAP_MS
                             ? a->interval_ms / 2 : DEFAULT_TIMEOUT_CAP_MS;
         return;
     }
-    if (!cn__file_duration(an, "interval", a->interval_ms, &interval) ||
-        !cn__file_duration(an, "timeout", 0, &timeout) || timeout < interval)
+    if (!cn__file_ok(an, &analysis_schema, "interval") ||
+        !cn__file_ok(an, &analysis_schema, "timeout") ||
+        a->timeout_ms < a->interval_ms)
         return;
     char shown[32];
-    cn__format_ms(shown, sizeof shown, interval);
+    cn__format_ms(shown, sizeof shown, a->interval_ms);
     cn_loader_error(ld, tn, "'timeout' must be less than 'interval' (%s), got '%s'",
                     shown, tn->text);
+}
+
+/* The longest bake a stage can get, which max_bake must leave room for,
+ * and what sets it: what (with its value) and why (how it is computed). */
+typedef struct bake_need {
+    double ms;
+    const char *what;
+    char why[96];
+} bake_need;
+
+/* Durations computed from file values may not fit an int64_t (a huge
+ * min_samples); those are shown in hours rather than converted. */
+static void format_long_ms(char *buf, size_t len, double ms)
+{
+    if (ms < 1e15)
+        cn__format_ms(buf, len, (int64_t)llround(ms));
+    else
+        snprintf(buf, len, "%.3gh", ms / 3600000);
+}
+
+/* plan.c bakes a stage for max(bake x bake_factor when AI-assisted,
+ * min_samples x interval). The AI term counts whatever the match says:
+ * with --policy FILE a policy is used as it is, for any change. */
+static void longest_bake(const cn_policy *p, bake_need *n)
+{
+    char bake[32], interval[32];
+    cn__format_ms(bake, sizeof bake, p->plan.bake_ms);
+    cn__format_ms(interval, sizeof interval, p->analysis.interval_ms);
+    double ai = round((double)p->plan.bake_ms * p->ai.bake_factor); /* as plan.c */
+    double evidence = (double)p->plan.min_samples * (double)p->analysis.interval_ms;
+    n->ms = (double)p->plan.bake_ms;
+    n->what = "the bake";
+    snprintf(n->why, sizeof n->why, "plan 'bake'");
+    if (ai > n->ms) {
+        n->ms = ai;
+        n->what = "the AI-assisted bake";
+        snprintf(n->why, sizeof n->why, "bake %s x bake_factor %g", bake,
+                 p->ai.bake_factor);
+    }
+    if (evidence > n->ms) {
+        n->ms = evidence;
+        n->what = "the time to take min_samples measurements";
+        snprintf(n->why, sizeof n->why, "min_samples %u x interval %s",
+                 p->plan.min_samples, interval);
+    }
+}
+
+/* Every value the longest bake depends on must have loaded (see
+ * cn__file_ok), or the comparison would be against a default. */
+static bool bake_inputs_ok(const cn_node *root, const cn_node *an)
+{
+    const cn_node *plan = cn_node_get(root, "plan");
+    return cn__file_ok(an, &analysis_schema, "max_bake") &&
+           cn__file_ok(an, &analysis_schema, "interval") &&
+           cn__file_ok(plan, &cn__plan_schema, "bake") &&
+           cn__file_ok(plan, &cn__plan_schema, "min_samples") &&
+           cn__file_ok(cn_node_get(root, "ai_assisted"), &cn__ai_schema,
+                       "bake_factor");
 }
 
 static void check_max_bake(cn_loader *ld, const cn_node *root, const cn_node *an,
                            const cn_policy *p)
 {
     const cn_node *mb = cn_node_get(an, "max_bake");
-    int64_t max_bake, bake;
-    if (!mb || !cn__file_duration(an, "max_bake", 0, &max_bake) ||
-        !cn__file_duration(cn_node_get(root, "plan"), "bake", p->plan.bake_ms, &bake) ||
-        max_bake >= bake)
+    if (!mb || !bake_inputs_ok(root, an))
+        return;
+    bake_need need;
+    longest_bake(p, &need);
+    if ((double)p->analysis.max_bake_ms >= need.ms)
         return;
     char shown[32];
-    cn__format_ms(shown, sizeof shown, bake);
-    cn_loader_error(ld, mb, "'max_bake' must be at least plan 'bake' (%s), got '%s'",
-                    shown, mb->text);
+    format_long_ms(shown, sizeof shown, need.ms);
+    cn_loader_error(ld, mb, "'max_bake' (%s) must be at least %s, %s (%s)",
+                    mb->text, need.what, shown, need.why);
 }
 
-/* AI-assisted changes get the same or stricter limits, never looser. */
+/* AI-assisted changes get the same or stricter limits, never looser. base
+ * is the analysis limit; zero_unset: 0 there means "not set", no limit. */
+static void check_ai_limit(cn_loader *ld, const cn_node *an, const cn_node *ain,
+                           const char *key, unsigned ai, unsigned base,
+                           bool zero_unset)
+{
+    const cn_node *n = cn_node_get(ain, key);
+    if (!n || !cn__file_ok(ain, &ai_analysis_schema, key) ||
+        !cn__file_ok(an, &analysis_schema, key) || (zero_unset && !base) ||
+        ai <= base)
+        return;
+    cn_loader_error(ld, n, "'%s' for AI-assisted changes may only tighten: at "
+                    "most %u (analysis '%s'), got '%s'", key, base, key, n->text);
+}
+
 static void check_ai_limits(cn_loader *ld, const cn_node *an, const cn_node *ain,
                             const cn_policy *p)
 {
     const cn_ai_analysis *ai = &p->ai.analysis;
-    unsigned base;
-    const cn_node *n = cn_node_get(ain, "failure_limit");
-    if (ai->has_failure_limit && n &&
-        cn__file_uint(an, "failure_limit", p->analysis.failure_limit, &base) &&
-        ai->failure_limit > base)
-        cn_loader_error(ld, n, "'failure_limit' for AI-assisted changes may only "
-                        "tighten: at most %u (analysis 'failure_limit'), got '%s'",
-                        base, n->text);
-    n = cn_node_get(ain, "consecutive_failure_limit");
-    if (ai->has_consecutive_failure_limit && n &&
-        cn__file_uint(an, "consecutive_failure_limit",
-                      p->analysis.consecutive_failure_limit, &base) &&
-        base && ai->consecutive_failure_limit > base)
-        cn_loader_error(ld, n, "'consecutive_failure_limit' for AI-assisted changes "
-                        "may only tighten: at most %u (analysis "
-                        "'consecutive_failure_limit'), got '%s'", base, n->text);
+    check_ai_limit(ld, an, ain, "failure_limit", ai->failure_limit,
+                   p->analysis.failure_limit, false);
+    check_ai_limit(ld, an, ain, "consecutive_failure_limit",
+                   ai->consecutive_failure_limit,
+                   p->analysis.consecutive_failure_limit, true);
 }
 
 static const char *bound_text(const cn_node *threshold, const char *key)
 {
     const cn_node *n = cn_node_get(threshold, key);
     return n && n->type == CN_NODE_SCALAR ? n->text : "?";
+}
+
+/* The text of the bound in force for key: the override's when it gives
+ * one, else the metric's, as the person wrote it ("2%", not 0.02). */
+static const char *bound_in_force(const cn_node *onode, const cn_node *bnode,
+                                  const char *key)
+{
+    return bound_text(cn_node_get(onode, key) ? onode : bnode, key);
 }
 
 /* Checks one override against its metric's threshold, then fills in the
@@ -651,8 +857,10 @@ static void tighten(cn_loader *ld, cn_threshold_override *o, const cn_threshold 
     }
     if (!had_both && t->has_min && t->has_max && t->min > t->max)
         cn_loader_error(ld, onode, "AI-assisted threshold for '%s' leaves no "
-                        "passing value: with the metric's bounds, 'min' %g is "
-                        "above 'max' %g", o->metric, t->min, t->max);
+                        "passing value: with the metric's bounds, 'min' %s is "
+                        "above 'max' %s", o->metric,
+                        bound_in_force(onode, bnode, "min"),
+                        bound_in_force(onode, bnode, "max"));
 }
 
 static void check_ai_thresholds(cn_loader *ld, const cn_node *an,

@@ -29,6 +29,10 @@ int cn__parse_number_range(cn_loader *ld, const cn_node *v, const cn_field *f,
                            void *dst); /* double */
 int cn__parse_uint_range(cn_loader *ld, const cn_node *v, const cn_field *f,
                          void *dst); /* unsigned */
+/* cn_parse_quantity (a number or a percentage) with the range told in the
+ * form the value was written in. */
+int cn__parse_quantity_range(cn_loader *ld, const cn_node *v, const cn_field *f,
+                             void *dst); /* double */
 
 /* A string that must not be empty. */
 int cn__parse_name(cn_loader *ld, const cn_node *v, const cn_field *f,
@@ -60,18 +64,24 @@ int cn__parse_actuator(cn_loader *ld, const cn_node *v, const cn_field *f,
                        void *dst);
 
 /* Checks across sections, after every section is loaded: analysis timeout
- * (and its default), max_bake against plan.bake, and the ai_assisted
- * analysis overrides against the base analysis. root is the policy map. */
+ * (and its default), max_bake against the longest bake a stage can get,
+ * and the ai_assisted analysis overrides against the base analysis. root
+ * is the policy map. */
 void cn__policy_check_analysis(cn_loader *ld, const cn_node *root, cn_policy *p);
 
-/* Values as the file gives them, for cross-field checks. Each returns false
- * when the key is present but malformed (already reported: comparing a
- * default in its place would only add a misleading second message), and
- * otherwise the file's value or def when the key is absent. */
-bool cn__file_duration(const cn_node *map, const char *key, int64_t def,
-                       int64_t *out);
-bool cn__file_uint(const cn_node *map, const char *key, unsigned def,
-                   unsigned *out);
+/* The plan and ai_assisted schemas (policy.c), for cross-field checks. */
+extern const cn_schema cn__plan_schema;
+extern const cn_schema cn__ai_schema;
+
+/* Whether a cross-field check may use the loaded value of key (one of s's
+ * fields parsed by a cn__parse_*_range parser): true when section leaves
+ * it out (the default then holds) or gives a value that parsed and is in
+ * range; false when that value was already reported, or when section is
+ * present but not a map. Comparing a default in place of a rejected value
+ * would only add a second, misleading message for the same mistake. */
+bool cn__file_ok(const cn_node *section, const cn_schema *s, const char *key);
+
+#define CN__BIT(i) (1ull << (i))
 
 /* "2m", "1500ms": a duration in the shortest exact unit, for messages. */
 void cn__format_ms(char *buf, size_t len, int64_t ms);

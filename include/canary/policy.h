@@ -41,8 +41,9 @@ typedef struct cn_env_header {
 } cn_env_header;
 
 /* Where a number comes from: a Prometheus instant query or a JSON document.
- * Query and URL templates may use {{service}}, {{version}},
- * {{previous_version}}, {{rollout}}, {{stage}}. */
+ * address, query, url and pointer may use the templates {{service}},
+ * {{version}}, {{previous_version}}, {{rollout}} and {{stage}}; the loader
+ * rejects any other name. */
 typedef struct cn_source {
     cn_source_kind kind;
     const char *address;  /* prometheus: base URL */
@@ -204,11 +205,12 @@ typedef struct cn_policy_set {
     size_t count;
 } cn_policy_set;
 
-/* Loads every *.yaml and *.yml in dir (not recursive, dot files skipped),
- * sorted by file name. Reports every problem in every file, and two
- * policies sharing a name; set then holds only the files that loaded
- * cleanly. CN_ENOTFOUND when dir does not exist, CN_EINVAL when any file
- * failed or there is none. Free with cn_policy_set_free() in every case. */
+/* Loads every *.yaml, *.yml and *.json in dir (the files `canary validate
+ * DIR` checks; not recursive, dot files skipped), sorted by file name.
+ * Reports every problem in every file, and two policies sharing a name;
+ * set then holds only the files that loaded cleanly. CN_ENOTFOUND when
+ * dir does not exist, CN_EINVAL when any file failed or there is none.
+ * Free with cn_policy_set_free() in every case. */
 int cn_policy_set_load_dir(cn_policy_set *set, const char *dir, cn_diags *diags);
 void cn_policy_set_free(cn_policy_set *set);
 

@@ -21,12 +21,13 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-/* Loads yaml as the file "p.yaml"; p must be freed whatever the result. */
-static int load(const char *yaml, cn_policy *p, cn_diags *d)
+/* Loads text as the file name (YAML or JSON by its suffix); p must be
+ * freed whatever the result. */
+static int load_named(const char *name, const char *text, cn_policy *p, cn_diags *d)
 {
     cn_doc doc;
     cn_diags_init(d);
-    int rc = cn_doc_load_buffer(&doc, "p.yaml", yaml, strlen(yaml), d);
+    int rc = cn_doc_load_buffer(&doc, name, text, strlen(text), d);
     if (rc) {
         cn_doc_free(&doc);
         cn_policy_defaults(p);
@@ -35,6 +36,12 @@ static int load(const char *yaml, cn_policy *p, cn_diags *d)
     rc = cn_policy_load_doc(p, &doc, d);
     cn_doc_free(&doc);
     return rc;
+}
+
+/* Loads yaml as the file "p.yaml". */
+static int load(const char *yaml, cn_policy *p, cn_diags *d)
+{
+    return load_named("p.yaml", yaml, p, d);
 }
 
 static void dump(const cn_diags *d)
@@ -101,7 +108,7 @@ static const char full_yaml[] =
     "plan:\n"
     "  first_stage_impact: 0.5%\n"
     "  growth: 3\n"
-    "  max_stages: 8\n"
+    "  # no max_stages: it has no effect with steps\n"
     "  bake: 90s\n"
     "  min_samples: 4\n"
     "  steps: [1%, 5%, 25%, 100%]\n"
@@ -165,7 +172,7 @@ static void check_full_top(const cn_policy *p)
 
     assert_float_equal(p->plan.first_stage_impact, 0.005, EPS);
     assert_float_equal(p->plan.growth, 3, EPS);
-    assert_int_equal(p->plan.max_stages, 8);
+    assert_int_equal(p->plan.max_stages, 10);
     assert_int_equal(p->plan.bake_ms, 90000);
     assert_int_equal(p->plan.min_samples, 4);
     assert_int_equal(p->plan.step_count, 4);
@@ -381,8 +388,9 @@ static void test_defaults_when_absent(void **state)
     assert_int_equal(p.actuator.backoff_ms, 1000);
     assert_int_equal(p.agents.count, cn_default_agent_count);
     assert_string_equal(p.agents.items[0], "Claude");
-    assert_int_equal(p.kind_rule_count, 0);
-    assert_string_equal(cn_policy_kind_for_path(&p, "a.sql"), "code");
+    assert_true(p.kind_rule_count > 0); /* the built-in path rules */
+    assert_string_equal(cn_policy_kind_for_path(&p, "a.sql"), "migration");
+    assert_string_equal(cn_policy_kind_for_path(&p, "a.c"), "code");
     cn_policy_free(&p);
     cn_diags_free(&d);
 }
@@ -452,7 +460,7 @@ static void test_errors_scalars(void **state)
         {"max_stages 2.5", "name: t\nplan: {max_stages: 2.5}\n", 2, 20,
          "'max_stages' expects a whole number, got '2.5'"},
         {"quoted number", "name: t\nplan: {min_samples: \"3\"}\n", 2, 21,
-         "'min_samples' expects a whole number, got '3'"},
+         "'min_samples' expects a whole number, got the quoted string '3'"},
         {"min_samples 0", "name: t\nplan: {min_samples: 0}\n", 2, 21,
          "'min_samples' must be at least 1, got '0'"},
         {"interval under 1s", "name: t\nanalysis: {interval: 500ms}\n", 2, 22,
@@ -500,6 +508,22 @@ static void test_errors_types(void **state)
          "keys in 'tier' must be tiers 0 to 9, got 'ten'"},
         {"risk tier value", "name: t\nrisk: {tier: {0: 0}}\n", 2, 18,
          "'tier 0' must be greater than 0, got '0'"},
+        {"quoted tier key out of range", "name: t\nrisk: {tier: {\"0\": 4, \"10\": 1}}\n",
+         2, 23, "keys in 'tier' must be tiers 0 to 9, got '10'"},
+        {"quoted tier value", "name: t\nrisk: {tier: {\"0\": \"4\"}}\n", 2, 20,
+         "'tier 0' expects a number, got the quoted string '4' (remove the quotes)"},
+        {"empty tier map", "name: t\nrisk: {tier: {}}\n", 2, 14,
+         "'tier' is an empty map; leave 'tier' out instead"},
+        {"empty kinds map", "name: t\nrisk: {kinds: {}}\n", 2, 15,
+         "'kinds' is an empty map; leave 'kinds' out instead"},
+        {"empty diff kinds", "name: t\ndiff: {kinds: {}}\n", 2, 15,
+         "'kinds' is an empty map; leave 'kinds' out instead"},
+        {"risk tier twice", "name: t\nrisk: {tier: {0: 4, 00: 1}}\n", 2, 21,
+         "tier 0 is given twice in 'tier'"},
+        {"bake_factor bound", "name: t\nai_assisted: {bake_factor: 500}\n", 2, 28,
+         "'bake_factor' must be at most 100, got '500'"},
+        {"min_samples bound", "name: t\nplan: {min_samples: 5000}\n", 2, 21,
+         "'min_samples' must be at most 1000, got '5000'"},
         {"kind multiplier", "name: t\nrisk: {kinds: {config: -2}}\n", 2, 24,
          "'config' must be greater than 0, got '-2'"},
         {"kind twice", "name: t\nrisk: {kinds: {config: 2, config: 3}}\n", 2, 27,
@@ -528,6 +552,12 @@ static void test_errors_steps(void **state)
          "'steps' expects a percentage with a % sign, got '1'"},
         {"empty", "name: t\nplan:\n  steps: []\n", 3, 10,
          "'steps' expects a list of 1 to 100 percentages, got an empty list"},
+        {"max_stages with steps", "name: t\nplan: {max_stages: 8, steps: [10%, 100%]}\n",
+         2, 20, "'max_stages' has no effect with 'steps' (the ladder has 2 steps); "
+         "remove one of them"},
+        {"max_stages with one step", "name: t\nplan: {steps: [100%], max_stages: 2}\n",
+         2, 35, "'max_stages' has no effect with 'steps' (the ladder has 1 step); "
+         "remove one of them"},
     };
     run_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
@@ -580,6 +610,29 @@ static void test_errors_metrics(void **state)
          "    - {name: m, prometheus: {address: \"localhost:9090\", query: q}, "
          "threshold: {max: 1}}\n",
          4, 39, "'address' must be an http:// or https:// URL with a host, got 'localhost:9090'"},
+        {"empty host before '?'",
+         "name: t\nanalysis:\n  metrics:\n"
+         "    - {name: m, json: {url: \"http://?x=1\"}, threshold: {max: 1}}\n",
+         4, 29, "'url' must be an http:// or https:// URL with a host, got 'http://?x=1'"},
+        {"empty host before '#'",
+         "name: t\nanalysis:\n  metrics:\n"
+         "    - {name: m, prometheus: {address: \"https://#top\", query: q}, "
+         "threshold: {max: 1}}\n",
+         4, 39, "'address' must be an http:// or https:// URL with a host, got 'https://#top'"},
+        {"port without host",
+         "name: t\nactuator: {http: {url: \"http://:8080/hook\"}}\n", 2, 24,
+         "'url' must be an http:// or https:// URL with a host, got 'http://:8080/hook'"},
+        {"space in URL",
+         "name: t\nanalysis:\n  metrics:\n"
+         "    - {name: m, json: {url: \"http://j/a b\"}, threshold: {max: 1}}\n",
+         4, 29, "'url' must not contain whitespace, found a space at character 11 "
+         "(write a space as %20)"},
+        {"tab before the host",
+         "name: t\nactuator: {http: {url: \"http://\\thook\"}}\n", 2, 24,
+         "'url' must not contain whitespace, found a tab at character 8"},
+        {"space in a webhook template",
+         "name: t\nactuator: {http: {url: \"http://hook/{{ service }}\"}}\n", 2, 24,
+         "'url' must not contain whitespace, found a space at character 15"},
         {"pointer without slash",
          "name: t\nanalysis:\n  metrics:\n"
          "    - {name: m, json: {url: \"http://j\", pointer: a/b}, threshold: {max: 1}}\n",
@@ -606,10 +659,21 @@ static void test_errors_cross_field(void **state)
          4, 12, "'timeout' must be less than 'interval' (10s), got '10s'"},
         {"timeout over default interval", "name: t\nanalysis: {timeout: 45s}\n", 2, 21,
          "'timeout' must be less than 'interval' (30s), got '45s'"},
-        {"max_bake under bake", "name: t\nplan: {bake: 5m}\nanalysis: {max_bake: 2m}\n", 3, 22,
-         "'max_bake' must be at least plan 'bake' (5m), got '2m'"},
-        {"max_bake under default bake", "name: t\nanalysis: {max_bake: 90s}\n", 2, 22,
-         "'max_bake' must be at least plan 'bake' (2m), got '90s'"},
+        {"max_bake under bake",
+         "name: t\nplan: {bake: 5m}\nai_assisted: {bake_factor: 1}\nanalysis: {max_bake: 2m}\n",
+         4, 22, "'max_bake' (2m) must be at least the bake, 5m (plan 'bake')"},
+        {"max_bake under the default AI-assisted bake", "name: t\nanalysis: {max_bake: 90s}\n",
+         2, 22, "'max_bake' (90s) must be at least the AI-assisted bake, 4m (bake 2m x "
+         "bake_factor 2)"},
+        {"max_bake under the AI-assisted bake",
+         "name: t\nplan: {bake: 5m}\nai_assisted: {bake_factor: 3}\nanalysis: {max_bake: 6m}\n",
+         4, 22, "'max_bake' (6m) must be at least the AI-assisted bake, 15m (bake 5m x "
+         "bake_factor 3)"},
+        {"max_bake under min_samples x interval",
+         "name: t\nplan: {bake: 1m, min_samples: 5}\nai_assisted: {bake_factor: 1}\n"
+         "analysis: {interval: 30s, max_bake: 2m}\n",
+         4, 37, "'max_bake' (2m) must be at least the time to take min_samples "
+         "measurements, 150s (min_samples 5 x interval 30s)"},
     };
     run_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
@@ -638,7 +702,11 @@ static void test_errors_ai_overrides(void **state)
          "'thresholds' names metric 'error_rate', which is not in analysis 'metrics' "
          "(did you mean 'error-rate'?)"},
         {"no passing value", AI_BASE "    thresholds:\n      latency: {max: 3}\n", 10, 16,
-         "AI-assisted threshold for 'latency' leaves no passing value"},
+         "AI-assisted threshold for 'latency' leaves no passing value: with the "
+         "metric's bounds, 'min' 5 is above 'max' 3"},
+        {"no passing value, as written", AI_BASE "    thresholds:\n      error-rate: {min: 2%}\n",
+         10, 19, "AI-assisted threshold for 'error-rate' leaves no passing value: with "
+         "the metric's bounds, 'min' 2% is above 'max' 1%"},
         {"looser failure_limit", AI_BASE "    failure_limit: 2\n", 9, 20,
          "'failure_limit' for AI-assisted changes may only tighten: at most 1 "
          "(analysis 'failure_limit'), got '2'"},
@@ -770,16 +838,199 @@ static void test_many_errors_in_one_run(void **state)
     cn_diags_free(&d);
 }
 
-/* A value already reported as malformed is not compared again. */
+/* A value already reported, as malformed or out of range, is not compared
+ * again: each case gets exactly its one message. */
 static void test_no_cross_check_on_bad_values(void **state)
+{
+    (void)state;
+    static const error_case cases[] = {
+        {"malformed interval", "name: t\nanalysis: {interval: 5, timeout: 45s}\n", 2, 22,
+         "'interval' expects a duration with a unit"},
+        {"interval under its minimum", "name: t\nanalysis: {interval: 500ms, timeout: 1s}\n",
+         2, 22, "'interval' must be at least 1s, got '500ms'"},
+        {"timeout out of range", "name: t\nanalysis:\n  interval: 10s\n  timeout: 0s\n",
+         4, 12, "'timeout' must be greater than 0ms, got '0s'"},
+        {"max_bake out of range", "name: t\nanalysis: {max_bake: 0s}\n", 2, 22,
+         "'max_bake' must be greater than 0ms, got '0s'"},
+        {"bake out of range", "name: t\nplan: {bake: 0s}\nanalysis: {max_bake: 1m}\n", 2, 14,
+         "'bake' must be greater than 0ms, got '0s'"},
+        {"bake_factor out of range",
+         "name: t\nai_assisted: {bake_factor: 0.5}\nanalysis: {max_bake: 1m}\n", 2, 28,
+         "'bake_factor' must be at least 1, got '0.5'"},
+        {"min_samples out of range",
+         "name: t\nplan: {min_samples: 0}\nai_assisted: {bake_factor: 1}\n"
+         "analysis: {max_bake: 1m}\n",
+         2, 21, "'min_samples' must be at least 1, got '0'"},
+        {"plan not a map", "name: t\nplan: [1]\nanalysis: {max_bake: 1m}\n", 2, 7,
+         "plan must be a map of keys, got a list"},
+        {"max_stages out of range with steps",
+         "name: t\nplan: {max_stages: 1, steps: [100%]}\n", 2, 20,
+         "'max_stages' must be at least 2, got '1'"},
+        {"bad steps with max_stages",
+         "name: t\nplan: {max_stages: 8, steps: [10%, 5%, 100%]}\n", 2, 36,
+         "'steps' must increase strictly, got '5%' after '10%'"},
+    };
+    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+}
+
+/* JSON can only quote map keys, so a quoted whole number is a tier; the
+ * multipliers stay strict numbers (see test_errors_types). */
+static void test_json_tier_keys(void **state)
 {
     (void)state;
     cn_policy p;
     cn_diags d;
-    assert_int_equal(load("name: t\nanalysis: {interval: 5, timeout: 45s}\n", &p, &d),
-                     CN_EINVAL);
-    assert_int_equal(cn_diags_total(&d), 1);
-    expect_diag(&d, 2, 22, "'interval' expects a duration with a unit");
+    int rc = load_named("p.json", "{\"name\": \"x\", \"risk\": {\"tier\": {\"0\": 4, "
+                        "\"3\": 0.5, \"9\": 0.1}}}", &p, &d);
+    if (rc)
+        dump(&d);
+    assert_int_equal(rc, CN_OK);
+    assert_true(p.risk.has_tier[0] && p.risk.has_tier[3] && p.risk.has_tier[9]);
+    assert_false(p.risk.has_tier[1]);
+    assert_float_equal(p.risk.tier[0], 4, EPS);
+    assert_float_equal(p.risk.tier[3], 0.5, EPS);
+    assert_float_equal(p.risk.tier[9], 0.1, EPS);
+    cn_policy_free(&p);
+    cn_diags_free(&d);
+}
+
+/* max_stages alone still loads; only the pair with steps is refused. */
+static void test_max_stages_without_steps(void **state)
+{
+    (void)state;
+    cn_policy p;
+    cn_diags d;
+    assert_int_equal(load("name: t\nplan: {max_stages: 8}\n", &p, &d), CN_OK);
+    assert_int_equal(p.plan.max_stages, 8);
+    assert_int_equal(p.plan.step_count, 0);
+    cn_policy_free(&p);
+    cn_diags_free(&d);
+}
+
+/* The longest bake the policy allows, met exactly, is accepted. */
+static void test_max_bake_at_longest_bake(void **state)
+{
+    (void)state;
+    static const char *const ok[] = {
+        "name: t\nplan: {bake: 5m}\nai_assisted: {bake_factor: 3}\nanalysis: {max_bake: 15m}\n",
+        ("name: t\nplan: {bake: 1m, min_samples: 5}\nai_assisted: {bake_factor: 1}\n"
+         "analysis: {interval: 30s, max_bake: 150s}\n"),
+        "name: t\nplan: {bake: 5m}\nai_assisted: {bake_factor: 1}\nanalysis: {max_bake: 5m}\n",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        cn_policy p;
+        cn_diags d;
+        int rc = load(ok[i], &p, &d);
+        if (rc)
+            dump(&d);
+        assert_int_equal(rc, CN_OK);
+        cn_policy_free(&p);
+        cn_diags_free(&d);
+    }
+}
+
+#define SLACK_METRIC(slack)                                                     \
+    "name: t\nanalysis:\n  metrics:\n"                                          \
+    "    - {name: m, json: {url: \"http://j\"}, baseline: {max_increase: 20%, " \
+    "slack: " slack "}}\n"
+
+/* slack takes the same forms as a threshold on the same metric. */
+static void test_baseline_slack_forms(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *yaml;
+        double slack;
+    } ok[] = {{SLACK_METRIC("0.1%"), 0.001}, {SLACK_METRIC("0.001"), 0.001},
+              {SLACK_METRIC("\"5%\""), 0.05}, {SLACK_METRIC("0"), 0}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        cn_policy p;
+        cn_diags d;
+        int rc = load(ok[i].yaml, &p, &d);
+        if (rc)
+            dump(&d);
+        assert_int_equal(rc, CN_OK);
+        assert_float_equal(p.analysis.metrics[0].baseline.slack, ok[i].slack, EPS);
+        cn_policy_free(&p);
+        cn_diags_free(&d);
+    }
+    static const error_case cases[] = {
+        {"negative percentage", SLACK_METRIC("-1%"), 4, 79,
+         "'slack' must be at least 0%, got '-1%'"},
+        {"negative number", SLACK_METRIC("-1"), 4, 79, "'slack' must be at least 0, got '-1'"},
+        {"a duration", SLACK_METRIC("1ms"), 4, 79,
+         "'slack' expects a number or a percentage, got '1ms'"},
+    };
+    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+}
+
+#define KNOWN_TEMPLATES "known: service, version, previous_version, rollout, stage"
+#define PROM_QUERY(q)                                                           \
+    "name: t\nanalysis:\n  metrics:\n"                                          \
+    "    - name: m\n"                                                           \
+    "      prometheus: {address: \"http://p\", query: '" q "'}\n"              \
+    "      threshold: {max: 1}\n"
+
+static void test_errors_templates(void **state)
+{
+    (void)state;
+    static const error_case cases[] = {
+        {"misspelt in query", PROM_QUERY("up{job=\"{{servcie}}\"}"), 5, 48,
+         "unknown template '{{servcie}}' in 'query' (did you mean '{{service}}'?); "
+         KNOWN_TEMPLATES},
+        {"spaces kept as written", PROM_QUERY("up{v=\"{{ verison }}\"}"), 5, 48,
+         "unknown template '{{ verison }}' in 'query' (did you mean '{{version}}'?); "
+         KNOWN_TEMPLATES},
+        {"nothing close", PROM_QUERY("up{zone=\"{{zone}}\"}"), 5, 48,
+         "unknown template '{{zone}}' in 'query'; " KNOWN_TEMPLATES},
+        {"unclosed", PROM_QUERY("up{job=\"{{service\"}"), 5, 48,
+         "'query' has a '{{' with no closing '}}' (templates are written {{service}})"},
+        {"misspelt in address",
+         "name: t\nanalysis:\n  metrics:\n"
+         "    - {name: m, prometheus: {address: \"http://{{sevice}}:9090\", query: q}, "
+         "threshold: {max: 1}}\n",
+         4, 39, "unknown template '{{sevice}}' in 'address' (did you mean '{{service}}'?)"},
+        {"misspelt in json url",
+         "name: t\nanalysis:\n  metrics:\n"
+         "    - {name: m, json: {url: \"http://j/s?v={{verison}}\"}, threshold: {max: 1}}\n",
+         4, 29, "unknown template '{{verison}}' in 'url' (did you mean '{{version}}'?)"},
+        {"misspelt in pointer",
+         "name: t\nanalysis:\n  metrics:\n"
+         "    - {name: m, json: {url: \"http://j\", pointer: \"/{{stag}}/x\"}, "
+         "threshold: {max: 1}}\n",
+         4, 50, "unknown template '{{stag}}' in 'pointer' (did you mean '{{stage}}'?)"},
+        {"misspelt in min_requests",
+         "name: t\nanalysis:\n  min_requests:\n    count: 10\n"
+         "    prometheus: {address: \"http://p\", query: 'sum(x{v=\"{{previous-version}}\"})'}\n",
+         5, 46, "unknown template '{{previous-version}}' in 'query' (did you mean "
+         "'{{previous_version}}'?)"},
+    };
+    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+}
+
+/* Every known name, with or without spaces inside the braces. */
+static void test_templates_accepted(void **state)
+{
+    (void)state;
+    cn_policy p;
+    cn_diags d;
+    int rc = load("name: t\nanalysis:\n  metrics:\n"
+                  "    - name: m\n"
+                  "      prometheus:\n"
+                  "        address: \"http://{{service}}.prom:9090\"\n"
+                  "        query: 'x{s=\"{{ service }}\",v=\"{{version}}\","
+                  "p=\"{{previous_version}}\",r=\"{{rollout}}\",n=\"{{  stage }}\"}'\n"
+                  "      threshold: {max: 1}\n"
+                  "    - name: j\n"
+                  "      json: {url: \"http://j/{{ service }}?v={{version}}\", "
+                  "pointer: \"/stages/{{stage}}\"}\n"
+                  "      threshold: {max: 1}\n",
+                  &p, &d);
+    if (rc)
+        dump(&d);
+    assert_int_equal(rc, CN_OK);
+    assert_string_equal(p.analysis.metrics[1].source.url,
+                        "http://j/{{ service }}?v={{version}}");
     cn_policy_free(&p);
     cn_diags_free(&d);
 }
@@ -1038,6 +1289,31 @@ static void test_set_loads_sorted_policy_files(void **state)
     tmp_remove(&t);
 }
 
+/* The files `canary validate DIR` checks are the files that load. */
+static void test_set_loads_json_policies(void **state)
+{
+    (void)state;
+    tmpdir t;
+    tmp_make(&t);
+    tmp_write(&t, "b.yaml", "name: bee\n");
+    tmp_write(&t, "a.json", "{\"name\": \"jay\", \"match\": {\"tiers\": [0]},\n"
+                            " \"risk\": {\"tier\": {\"0\": 5}}}\n");
+    cn_policy_set set;
+    cn_diags d;
+    cn_diags_init(&d);
+    int rc = cn_policy_set_load_dir(&set, t.path, &d);
+    if (rc)
+        dump(&d);
+    assert_int_equal(rc, CN_OK);
+    assert_int_equal(set.count, 2);
+    assert_string_equal(set.items[0]->name, "jay");
+    assert_float_equal(set.items[0]->risk.tier[0], 5, EPS);
+    assert_string_equal(set.items[1]->name, "bee");
+    cn_policy_set_free(&set);
+    cn_diags_free(&d);
+    tmp_remove(&t);
+}
+
 static void test_set_duplicate_names(void **state)
 {
     (void)state;
@@ -1095,7 +1371,7 @@ static void test_set_empty_and_missing_dirs(void **state)
     cn_diags_init(&d);
     assert_int_equal(cn_policy_set_load_dir(&set, t.path, &d), CN_EINVAL);
     assert_int_equal(set.count, 0);
-    expect_diag(&d, 0, 0, "no policy files (*.yaml or *.yml) in this directory");
+    expect_diag(&d, 0, 0, "no policy files (*.yaml, *.yml or *.json) in this directory");
     cn_policy_set_free(&set);
     cn_diags_free(&d);
 
@@ -1165,6 +1441,23 @@ static void test_shipped_policies(void **state)
     cn_diags_free(&d);
 }
 
+/* Without diff.kinds a policy still tells a migration from a code edit. */
+static void test_default_kind_rules(void **state)
+{
+    (void)state;
+    cn_policy p;
+    cn_policy_defaults(&p);
+    static const char *const cases[][2] = {
+        {"db/001_add_index.sql", "migration"}, {"app/migrations/0002.py", "migration"},
+        {"web/package-lock.json", "dependency"}, {"go.sum", "dependency"},
+        {"api/orders.proto", "schema"}, {"config/app.yaml", "config"},
+        {"deploy/k8s.yml", "config"}, {"src/main.c", "code"}, {"README.md", "code"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_string_equal(cn_policy_kind_for_path(&p, cases[i][0]), cases[i][1]);
+    cn_policy_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1184,6 +1477,12 @@ int main(void)
         cmocka_unit_test(test_errors_actuator),
         cmocka_unit_test(test_many_errors_in_one_run),
         cmocka_unit_test(test_no_cross_check_on_bad_values),
+        cmocka_unit_test(test_json_tier_keys),
+        cmocka_unit_test(test_max_stages_without_steps),
+        cmocka_unit_test(test_max_bake_at_longest_bake),
+        cmocka_unit_test(test_baseline_slack_forms),
+        cmocka_unit_test(test_errors_templates),
+        cmocka_unit_test(test_templates_accepted),
         cmocka_unit_test(test_load_file_errors),
         cmocka_unit_test(test_select_exact_glob_star),
         cmocka_unit_test(test_select_more_literals_wins),
@@ -1193,10 +1492,12 @@ int main(void)
         cmocka_unit_test(test_select_tie_is_an_error),
         cmocka_unit_test(test_select_no_match),
         cmocka_unit_test(test_set_loads_sorted_policy_files),
+        cmocka_unit_test(test_set_loads_json_policies),
         cmocka_unit_test(test_set_duplicate_names),
         cmocka_unit_test(test_set_reports_every_file),
         cmocka_unit_test(test_set_empty_and_missing_dirs),
         cmocka_unit_test(test_shipped_policies),
+        cmocka_unit_test(test_default_kind_rules),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }

@@ -435,7 +435,8 @@ static void test_numstat_default_and_empty(void **state)
 {
     (void)state;
     cn_policy pol;
-    cn_policy_defaults(&pol); /* no kind rules: everything is code */
+    cn_policy_defaults(&pol);
+    pol.kind_rule_count = 0; /* no kind rules: everything is code */
     cn_provenance p;
     cn_provenance_init(&p);
     assert_int_equal(NUMSTAT(&p, "1\t2\tdb/001.sql\0", &pol), CN_OK);
