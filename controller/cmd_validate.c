@@ -164,16 +164,6 @@ static void validate_file(validation *v, const char *path)
     cn_doc_free(&doc);
 }
 
-static bool wanted(const char *name)
-{
-    size_t n = strlen(name);
-    if (name[0] == '.')
-        return false;
-    return (n > 5 && !strcmp(name + n - 5, ".yaml")) ||
-           (n > 4 && !strcmp(name + n - 4, ".yml")) ||
-           (n > 5 && !strcmp(name + n - 5, ".json"));
-}
-
 static int by_name(const struct dirent **a, const struct dirent **b)
 {
     return strcmp((*a)->d_name, (*b)->d_name);
@@ -190,7 +180,7 @@ static void validate_dir(validation *v, const char *dir)
     }
     size_t found = 0;
     for (int i = 0; i < n; i++) {
-        if (wanted(list[i]->d_name)) {
+        if (cn_doc_is_config_name(list[i]->d_name)) {
             char path[4096];
             snprintf(path, sizeof path, "%s/%s", dir, list[i]->d_name);
             validate_file(v, path);

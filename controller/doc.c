@@ -368,6 +368,12 @@ static bool has_suffix(const char *name, const char *suffix)
     return n >= k && !strcmp(name + n - k, suffix);
 }
 
+bool cn_doc_is_config_name(const char *name)
+{
+    return name[0] != '.' && (has_suffix(name, ".yaml") || has_suffix(name, ".yml") ||
+                              has_suffix(name, ".json"));
+}
+
 /* By the name first: a .yaml file may open with a YAML flow map such as
  * "{name: web}", which is not JSON. Names with neither suffix (pipes,
  * tests) are told by their first character. */

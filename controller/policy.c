@@ -108,135 +108,6 @@ void cn_policy_free(cn_policy *p)
 
 /* ---- shared field parsers ---------------------------------------------- */
 
-void cn__format_ms(char *buf, size_t len, int64_t ms)
-{
-    static const struct {
-        const char *unit;
-        int64_t ms;
-    } units[] = {{"h", 3600000}, {"m", 60000}, {"s", 1000}};
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (ms != 0 && ms % units[i].ms == 0) {
-            snprintf(buf, len, "%lld%s", (long long)(ms / units[i].ms),
-                     units[i].unit);
-            return;
-        }
-    snprintf(buf, len, "%lldms", (long long)ms);
-}
-
-typedef enum { UNIT_PLAIN, UNIT_PERCENT, UNIT_MS } unit;
-
-static void format_bound(char *buf, size_t len, double x, unit u)
-{
-    if (u == UNIT_PERCENT)
-        snprintf(buf, len, "%g%%", x * 100);
-    else if (u == UNIT_MS)
-        cn__format_ms(buf, len, (int64_t)x);
-    else
-        snprintf(buf, len, "%g", x);
-}
-
-/* The rule of f's range that x breaks ("greater than", "at least", "at
- * most"), with its bound; NULL when x is in range. The same rules as
- * schema.c's range check; one place decides, so that cn__file_ok never
- * disagrees with the message that was (or was not) given. */
-static const char *range_rule(const cn_field *f, double x, double *bound)
-{
-    if ((f->flags & CN_MIN) && (f->flags & CN_MIN_EXCLUSIVE) && !(x > f->min)) {
-        *bound = f->min;
-        return "greater than";
-    }
-    if ((f->flags & CN_MIN) && !(f->flags & CN_MIN_EXCLUSIVE) && x < f->min) {
-        *bound = f->min;
-        return "at least";
-    }
-    if ((f->flags & CN_MAX) && x > f->max) {
-        *bound = f->max;
-        return "at most";
-    }
-    return NULL;
-}
-
-/* Told in the written units and quoting the value found. */
-static int check_range(cn_loader *ld, const cn_node *v, const cn_field *f,
-                       double x, unit u)
-{
-    double limit;
-    const char *rule = range_rule(f, x, &limit);
-    if (!rule)
-        return 0;
-    char bound[64];
-    format_bound(bound, sizeof bound, limit, u);
-    cn_loader_error(ld, v, "'%s' must be %s %s, got '%s'", f->key, rule, bound,
-                    v->text);
-    return -1;
-}
-
-int cn__parse_percent_range(cn_loader *ld, const cn_node *v, const cn_field *f,
-                            void *dst)
-{
-    cn_field plain = *f;
-    plain.flags &= CN_REQUIRED;
-    double x;
-    if (cn_parse_percent(ld, v, &plain, &x) || check_range(ld, v, f, x, UNIT_PERCENT))
-        return -1;
-    *(double *)dst = x;
-    return 0;
-}
-
-int cn__parse_duration_range(cn_loader *ld, const cn_node *v, const cn_field *f,
-                             void *dst)
-{
-    cn_field plain = *f;
-    plain.flags &= CN_REQUIRED;
-    int64_t ms;
-    if (cn_parse_duration(ld, v, &plain, &ms) ||
-        check_range(ld, v, f, (double)ms, UNIT_MS))
-        return -1;
-    *(int64_t *)dst = ms;
-    return 0;
-}
-
-int cn__parse_number_range(cn_loader *ld, const cn_node *v, const cn_field *f,
-                           void *dst)
-{
-    cn_field plain = *f;
-    plain.flags &= CN_REQUIRED;
-    double x;
-    if (cn_parse_number(ld, v, &plain, &x) || check_range(ld, v, f, x, UNIT_PLAIN))
-        return -1;
-    *(double *)dst = x;
-    return 0;
-}
-
-int cn__parse_uint_range(cn_loader *ld, const cn_node *v, const cn_field *f,
-                         void *dst)
-{
-    cn_field plain = *f;
-    plain.flags &= CN_REQUIRED;
-    unsigned x;
-    if (cn_parse_uint(ld, v, &plain, &x) || check_range(ld, v, f, x, UNIT_PLAIN))
-        return -1;
-    *(unsigned *)dst = x;
-    return 0;
-}
-
-/* The bound is shown the way the value was written: "at least 0%" for
- * "-1%", "at least 0" for "-1". */
-int cn__parse_quantity_range(cn_loader *ld, const cn_node *v, const cn_field *f,
-                             void *dst)
-{
-    cn_field plain = *f;
-    plain.flags &= CN_REQUIRED;
-    double x;
-    if (cn_parse_quantity(ld, v, &plain, &x))
-        return -1;
-    unit u = v->len && v->text[v->len - 1] == '%' ? UNIT_PERCENT : UNIT_PLAIN;
-    if (check_range(ld, v, f, x, u))
-        return -1;
-    *(double *)dst = x;
-    return 0;
-}
-
 int cn__parse_name(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
 {
     const char *s;
@@ -248,51 +119,6 @@ int cn__parse_name(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst
     }
     *(const char **)dst = s;
     return 0;
-}
-
-/* Reads n as f's parser would, without reporting; false when that parser
- * rejects the text. */
-static bool scalar_value(const cn_node *n, const cn_field *f, double *x)
-{
-    if (n->type != CN_NODE_SCALAR || cn_node_is_null(n))
-        return false;
-    if (f->parse == cn__parse_duration_range) {
-        int64_t ms;
-        if (cn_text_duration(n->text, &ms))
-            return false;
-        *x = (double)ms;
-        return true;
-    }
-    if (f->parse == cn__parse_uint_range) {
-        unsigned u;
-        if (n->quoted || cn_text_uint(n->text, &u))
-            return false;
-        *x = u;
-        return true;
-    }
-    if (f->parse == cn__parse_percent_range)
-        return !cn_text_percent(n->text, x);
-    if (f->parse == cn__parse_number_range)
-        return !n->quoted && !cn_text_number(n->text, x);
-    return false;
-}
-
-bool cn__file_ok(const cn_node *section, const cn_schema *s, const char *key)
-{
-    if (!section || cn_node_is_null(section))
-        return true;
-    if (section->type != CN_NODE_MAP)
-        return false;
-    const cn_node *n = cn_node_get(section, key);
-    if (!n)
-        return true;
-    for (size_t i = 0; i < s->count; i++)
-        if (!strcmp(s->fields[i].key, key)) {
-            double x, bound;
-            return scalar_value(n, &s->fields[i], &x) &&
-                   !range_rule(&s->fields[i], x, &bound);
-        }
-    return false;
 }
 
 /* A list of strings none of which is empty; an empty list is refused as
@@ -325,6 +151,14 @@ bool cn__free_map(cn_loader *ld, const cn_node *v, const char *key,
     cn_loader_error(ld, v, "'%s' expects %s, got %s", key, expected,
                     cn_node_type_name(v));
     return false;
+}
+
+int cn__copy_name(cn_loader *ld, const cn_node *name, const char **dst)
+{
+    if ((*dst = cn_arena_strdup(ld->arena, name->text)))
+        return 0;
+    cn_loader_error(ld, name, "out of memory");
+    return -1;
 }
 
 bool cn__free_key_ok(cn_loader *ld, const cn_node *map, size_t i,
@@ -431,7 +265,7 @@ static int parse_steps(cn_loader *ld, const cn_node *v, const cn_field *f,
     const cn_node *prev = NULL;
     for (size_t i = 0; i < v->count; i++) {
         const cn_node *it = v->items[i];
-        if (cn__parse_percent_range(ld, it, &step_field, &steps[i])) {
+        if (cn_parse_percent(ld, it, &step_field, &steps[i])) {
             rc = -1;
             prev = NULL;
             continue;
@@ -460,19 +294,19 @@ static int parse_steps(cn_loader *ld, const cn_node *v, const cn_field *f,
 
 enum { P_FIRST_STAGE_IMPACT, P_GROWTH, P_MAX_STAGES, P_BAKE, P_MIN_SAMPLES, P_STEPS };
 static const cn_field plan_fields[] = {
-    [P_FIRST_STAGE_IMPACT] = {.key = "first_stage_impact", .parse = cn__parse_percent_range,
+    [P_FIRST_STAGE_IMPACT] = {.key = "first_stage_impact", .parse = cn_parse_percent,
      .offset = offsetof(cn_plan_policy, first_stage_impact),
      .flags = CN_MIN | CN_MIN_EXCLUSIVE | CN_MAX, .min = 0, .max = 1},
-    [P_GROWTH] = {.key = "growth", .parse = cn__parse_number_range,
+    [P_GROWTH] = {.key = "growth", .parse = cn_parse_number,
                   .offset = offsetof(cn_plan_policy, growth),
                   .flags = CN_MIN | CN_MIN_EXCLUSIVE | CN_MAX, .min = 1, .max = 1000},
-    [P_MAX_STAGES] = {.key = "max_stages", .parse = cn__parse_uint_range,
+    [P_MAX_STAGES] = {.key = "max_stages", .parse = cn_parse_uint,
                       .offset = offsetof(cn_plan_policy, max_stages),
                       .flags = CN_MIN | CN_MAX, .min = 2, .max = CN_MAX_STAGES},
-    [P_BAKE] = {.key = "bake", .parse = cn__parse_duration_range,
+    [P_BAKE] = {.key = "bake", .parse = cn_parse_duration,
                 .offset = offsetof(cn_plan_policy, bake_ms),
                 .flags = CN_MIN | CN_MIN_EXCLUSIVE, .min = 0},
-    [P_MIN_SAMPLES] = {.key = "min_samples", .parse = cn__parse_uint_range,
+    [P_MIN_SAMPLES] = {.key = "min_samples", .parse = cn_parse_uint,
                        .offset = offsetof(cn_plan_policy, min_samples),
                        .flags = CN_MIN | CN_MAX, .min = 1, .max = 1000},
     [P_STEPS] = {.key = "steps", .parse = parse_steps, .offset = 0},
@@ -490,7 +324,7 @@ static int parse_plan(cn_loader *ld, const cn_node *v, const cn_field *f,
     unsigned before = ld->errors;
     uint64_t bits = cn_load_map(ld, v, &cn__plan_schema, pp);
     if ((bits & CN__BIT(P_MAX_STAGES)) && (bits & CN__BIT(P_STEPS)) &&
-        pp->step_count && cn__file_ok(v, &cn__plan_schema, "max_stages"))
+        pp->step_count && cn_field_value_ok(v, &cn__plan_schema, "max_stages"))
         cn_loader_error(ld, cn_node_get(v, "max_stages"),
                         "'max_stages' has no effect with 'steps' (the ladder has "
                         "%zu step%s); remove one of them", pp->step_count,
@@ -513,6 +347,32 @@ static bool nonempty_map(cn_loader *ld, const cn_node *v, const char *key,
         return true;
     cn_loader_error(ld, v, "'%s' is an empty map; leave '%s' out instead", key, key);
     return false;
+}
+
+int cn__load_entries(cn_loader *ld, const cn_node *v, const char *key,
+                     const char *expected, bool nonempty, size_t elem_size,
+                     cn__entry_parser one, void **items, size_t *count)
+{
+    if (nonempty ? !nonempty_map(ld, v, key, expected) : !cn__free_map(ld, v, key, expected))
+        return -1;
+    char *elems = cn_arena_alloc(ld->arena, (v->count + 1) * elem_size);
+    if (!elems) {
+        cn_loader_error(ld, v, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < v->count; i++) {
+        if (!cn__free_key_ok(ld, v, i, key) ||
+            one(ld, key, v->items[2 * i], v->items[2 * i + 1], elems + n * elem_size)) {
+            rc = -1;
+            continue;
+        }
+        n++;
+    }
+    *items = elems;
+    *count = n;
+    return rc;
 }
 
 /* Map keys are names, and JSON can only quote them, so a quoted "0" is tier
@@ -553,7 +413,7 @@ static int parse_risk_tiers(cn_loader *ld, const cn_node *v, const cn_field *f,
         snprintf(label, sizeof label, "tier %u", t);
         cn_field mf = {.key = label, .flags = CN_MIN | CN_MIN_EXCLUSIVE | CN_MAX, .min = 0,
                       .max = 1000};
-        if (cn__parse_number_range(ld, v->items[2 * i + 1], &mf, &r->tier[t]))
+        if (cn_parse_number(ld, v->items[2 * i + 1], &mf, &r->tier[t]))
             rc = -1;
         else
             r->has_tier[t] = true;
@@ -561,46 +421,37 @@ static int parse_risk_tiers(cn_loader *ld, const cn_node *v, const cn_field *f,
     return rc;
 }
 
+static int risk_kind_entry(cn_loader *ld, const char *map_key, const cn_node *name,
+                           const cn_node *value, void *elem)
+{
+    (void)map_key;
+    cn_kind_multiplier *km = elem;
+    cn_field mf = {.key = name->text, .flags = CN_MIN | CN_MIN_EXCLUSIVE | CN_MAX,
+                   .min = 0, .max = 1000};
+    if (cn_parse_number(ld, value, &mf, &km->multiplier))
+        return -1;
+    return cn__copy_name(ld, name, &km->kind);
+}
+
 static int parse_risk_kinds(cn_loader *ld, const cn_node *v, const cn_field *f,
                             void *dst)
 {
     cn_risk_policy *r = dst;
-    if (!nonempty_map(ld, v, f->key, "a map of kind to multiplier"))
-        return -1;
-    cn_kind_multiplier *kinds = cn_arena_alloc(ld->arena, (v->count + 1) * sizeof(*kinds));
-    if (!kinds) {
-        cn_loader_error(ld, v, "out of memory");
-        return -1;
-    }
-    int rc = 0;
+    void *items = NULL;
     size_t n = 0;
-    for (size_t i = 0; i < v->count; i++) {
-        const cn_node *k = v->items[2 * i];
-        if (!cn__free_key_ok(ld, v, i, f->key)) {
-            rc = -1;
-            continue;
-        }
-        cn_field mf = {.key = k->text, .flags = CN_MIN | CN_MIN_EXCLUSIVE | CN_MAX,
-                       .min = 0, .max = 1000};
-        if (cn__parse_number_range(ld, v->items[2 * i + 1], &mf, &kinds[n].multiplier)) {
-            rc = -1;
-            continue;
-        }
-        if (!(kinds[n].kind = cn_arena_strdup(ld->arena, k->text))) {
-            cn_loader_error(ld, k, "out of memory");
-            return -1;
-        }
-        n++;
+    int rc = cn__load_entries(ld, v, f->key, "a map of kind to multiplier", true,
+                              sizeof(cn_kind_multiplier), risk_kind_entry, &items, &n);
+    if (items) {
+        r->kinds = items;
+        r->kind_count = n;
     }
-    r->kinds = kinds;
-    r->kind_count = n;
     return rc;
 }
 
 static const cn_field risk_fields[] = {
     {.key = "tier", .parse = parse_risk_tiers, .offset = 0},
     {.key = "kinds", .parse = parse_risk_kinds, .offset = 0},
-    {.key = "per_1000_lines", .parse = cn__parse_number_range,
+    {.key = "per_1000_lines", .parse = cn_parse_number,
      .offset = offsetof(cn_risk_policy, per_1000_lines), .flags = CN_MIN, .min = 0},
 };
 static const cn_schema risk_schema = CN_SCHEMA("risk", risk_fields);
@@ -608,7 +459,7 @@ static const cn_schema risk_schema = CN_SCHEMA("risk", risk_fields);
 /* ---- ai_assisted ------------------------------------------------------- */
 
 static const cn_field approval_fields[] = {
-    {.key = "above_weight", .parse = cn__parse_percent_range,
+    {.key = "above_weight", .parse = cn_parse_percent,
      .offset = offsetof(cn_ai_policy, approval_above_weight),
      .flags = CN_MIN | CN_MAX, .min = 0, .max = 1},
     {.key = "role", .parse = cn__parse_name,
@@ -617,9 +468,9 @@ static const cn_field approval_fields[] = {
 static const cn_schema approval_schema = CN_SCHEMA("approval", approval_fields);
 
 static const cn_field ai_fields[] = {
-    {.key = "risk", .parse = cn__parse_number_range, .offset = offsetof(cn_ai_policy, risk),
+    {.key = "risk", .parse = cn_parse_number, .offset = offsetof(cn_ai_policy, risk),
      .flags = CN_MIN | CN_MAX, .min = 1, .max = 1000},
-    {.key = "bake_factor", .parse = cn__parse_number_range,
+    {.key = "bake_factor", .parse = cn_parse_number,
      .offset = offsetof(cn_ai_policy, bake_factor), .flags = CN_MIN | CN_MAX, .min = 1,
      .max = 100},
     {.key = "approval", .parse = cn_parse_map, .offset = 0, .sub = &approval_schema},
@@ -637,38 +488,29 @@ static const cn_field provenance_fields[] = {
 static const cn_schema provenance_schema = CN_SCHEMA("provenance", provenance_fields);
 
 /* Order matters (first match wins), so the map is kept as written. */
+static int kind_rule_entry(cn_loader *ld, const char *map_key, const cn_node *pattern,
+                           const cn_node *value, void *elem)
+{
+    (void)map_key;
+    cn_kind_rule *rule = elem;
+    cn_field kf = {.key = pattern->text};
+    if (cn__parse_name(ld, value, &kf, &rule->kind))
+        return -1;
+    return cn__copy_name(ld, pattern, &rule->pattern);
+}
+
 static int parse_kind_rules(cn_loader *ld, const cn_node *v, const cn_field *f,
                             void *dst)
 {
     cn_policy *p = dst;
-    if (!nonempty_map(ld, v, f->key, "a map of path pattern to kind"))
-        return -1;
-    cn_kind_rule *rules = cn_arena_alloc(ld->arena, (v->count + 1) * sizeof(*rules));
-    if (!rules) {
-        cn_loader_error(ld, v, "out of memory");
-        return -1;
-    }
-    int rc = 0;
+    void *items = NULL;
     size_t n = 0;
-    for (size_t i = 0; i < v->count; i++) {
-        const cn_node *k = v->items[2 * i];
-        if (!cn__free_key_ok(ld, v, i, f->key)) {
-            rc = -1;
-            continue;
-        }
-        cn_field kf = {.key = k->text};
-        if (cn__parse_name(ld, v->items[2 * i + 1], &kf, &rules[n].kind)) {
-            rc = -1;
-            continue;
-        }
-        if (!(rules[n].pattern = cn_arena_strdup(ld->arena, k->text))) {
-            cn_loader_error(ld, k, "out of memory");
-            return -1;
-        }
-        n++;
+    int rc = cn__load_entries(ld, v, f->key, "a map of path pattern to kind", true,
+                              sizeof(cn_kind_rule), kind_rule_entry, &items, &n);
+    if (items) {
+        p->kind_rules = items;
+        p->kind_rule_count = n;
     }
-    p->kind_rules = rules;
-    p->kind_rule_count = n;
     return rc;
 }
 

@@ -66,49 +66,40 @@ static bool header_name_ok(const char *s)
     return true;
 }
 
+static int env_header_entry(cn_loader *ld, const char *map_key, const cn_node *name,
+                            const cn_node *value, void *elem)
+{
+    cn_env_header *h = elem;
+    if (!header_name_ok(name->text)) {
+        cn_loader_error(ld, name, "'%s' is not a valid HTTP header name", name->text);
+        return -1;
+    }
+    if (cn_expect_scalar(ld, value, name->text, "an environment variable name"))
+        return -1;
+    if (!env_name_ok(value->text)) {
+        char what[160];
+        snprintf(what, sizeof what, "header '%.100s' in '%s'", name->text, map_key);
+        bad_env_name(ld, value, what);
+        return -1;
+    }
+    cn_field vf = {.key = name->text};
+    if (cn__copy_name(ld, name, &h->name) || cn_parse_string(ld, value, &vf, &h->env))
+        return -1;
+    return 0;
+}
+
 static int parse_env_headers(cn_loader *ld, const cn_node *v, const cn_field *f,
                              void *dst)
 {
     cn_source *src = dst;
-    if (!cn__free_map(ld, v, f->key, "a map of header name to environment variable"))
-        return -1;
-    cn_env_header *h = cn_arena_alloc(ld->arena, (v->count + 1) * sizeof(*h));
-    if (!h) {
-        cn_loader_error(ld, v, "out of memory");
-        return -1;
-    }
-    int rc = 0;
+    void *items = NULL;
     size_t n = 0;
-    for (size_t i = 0; i < v->count; i++) {
-        const cn_node *k = v->items[2 * i], *val = v->items[2 * i + 1];
-        char what[160];
-        if (!cn__free_key_ok(ld, v, i, f->key)) {
-            rc = -1;
-            continue;
-        }
-        if (!header_name_ok(k->text)) {
-            cn_loader_error(ld, k, "'%s' is not a valid HTTP header name", k->text);
-            rc = -1;
-            continue;
-        }
-        snprintf(what, sizeof what, "header '%.100s' in '%s'", k->text, f->key);
-        cn_field vf = {.key = k->text};
-        if (cn_expect_scalar(ld, val, k->text, "an environment variable name")) {
-            rc = -1;
-            continue;
-        }
-        if (!env_name_ok(val->text)) {
-            bad_env_name(ld, val, what);
-            rc = -1;
-            continue;
-        }
-        h[n].name = cn_arena_strdup(ld->arena, k->text);
-        if (!h[n].name || cn_parse_string(ld, val, &vf, &h[n].env))
-            return -1;
-        n++;
+    int rc = cn__load_entries(ld, v, f->key, "a map of header name to environment variable",
+                              false, sizeof(cn_env_header), env_header_entry, &items, &n);
+    if (items) {
+        src->headers = items;
+        src->header_count = n;
     }
-    src->headers = h;
-    src->header_count = n;
     return rc;
 }
 
@@ -403,11 +394,11 @@ int cn__parse_threshold(cn_loader *ld, const cn_node *v, const cn_field *f,
 }
 
 static const cn_field baseline_fields[] = {
-    {.key = "max_increase", .parse = cn__parse_percent_range,
+    {.key = "max_increase", .parse = cn_parse_percent,
      .offset = offsetof(cn_baseline, max_increase), .flags = CN_REQUIRED | CN_MIN,
      .min = 0},
     /* Same forms as a threshold on the same metric: 0.001 or 0.1%. */
-    {.key = "slack", .parse = cn__parse_quantity_range,
+    {.key = "slack", .parse = cn_parse_quantity,
      .offset = offsetof(cn_baseline, slack), .flags = CN_MIN, .min = 0},
 };
 static const cn_schema baseline_schema = CN_SCHEMA("baseline", baseline_fields);
@@ -504,7 +495,7 @@ static int parse_metrics(cn_loader *ld, const cn_node *v, const cn_field *f,
 
 enum { R_COUNT, R_PROMETHEUS, R_JSON };
 static const cn_field min_requests_fields[] = {
-    [R_COUNT] = {.key = "count", .parse = cn__parse_uint_range,
+    [R_COUNT] = {.key = "count", .parse = cn_parse_uint,
                  .offset = offsetof(cn_min_requests, count),
                  .flags = CN_REQUIRED | CN_MIN, .min = 1},
     [R_PROMETHEUS] = {.key = "prometheus", .parse = parse_prometheus,
@@ -530,20 +521,20 @@ static int parse_min_requests(cn_loader *ld, const cn_node *v, const cn_field *f
 static const char *const outcome_names[] = {"rollback", "pause", NULL};
 
 static const cn_field analysis_fields[] = {
-    {.key = "interval", .parse = cn__parse_duration_range,
+    {.key = "interval", .parse = cn_parse_duration,
      .offset = offsetof(cn_analysis, interval_ms), .flags = CN_MIN, .min = 1000},
-    {.key = "timeout", .parse = cn__parse_duration_range,
+    {.key = "timeout", .parse = cn_parse_duration,
      .offset = offsetof(cn_analysis, timeout_ms),
      .flags = CN_MIN | CN_MIN_EXCLUSIVE, .min = 0},
-    {.key = "failure_limit", .parse = cn__parse_uint_range,
+    {.key = "failure_limit", .parse = cn_parse_uint,
      .offset = offsetof(cn_analysis, failure_limit)},
-    {.key = "consecutive_failure_limit", .parse = cn__parse_uint_range,
+    {.key = "consecutive_failure_limit", .parse = cn_parse_uint,
      .offset = offsetof(cn_analysis, consecutive_failure_limit),
      .flags = CN_MIN, .min = 1},
-    {.key = "consecutive_error_limit", .parse = cn__parse_uint_range,
+    {.key = "consecutive_error_limit", .parse = cn_parse_uint,
      .offset = offsetof(cn_analysis, consecutive_error_limit),
      .flags = CN_MIN, .min = 1},
-    {.key = "max_bake", .parse = cn__parse_duration_range,
+    {.key = "max_bake", .parse = cn_parse_duration,
      .offset = offsetof(cn_analysis, max_bake_ms),
      .flags = CN_MIN | CN_MIN_EXCLUSIVE, .min = 0},
     {.key = "on_failure", .parse = cn_parse_enum,
@@ -599,12 +590,12 @@ static const cn_field actuator_fields[] = {
                 .offset = offsetof(cn_actuator, exec)},
     [A_HTTP] = {.key = "http", .parse = cn_parse_map, .offset = 0,
                 .sub = &actuator_http_schema},
-    {.key = "timeout", .parse = cn__parse_duration_range,
+    {.key = "timeout", .parse = cn_parse_duration,
      .offset = offsetof(cn_actuator, timeout_ms),
      .flags = CN_MIN | CN_MIN_EXCLUSIVE, .min = 0},
-    {.key = "retries", .parse = cn__parse_uint_range, .offset = offsetof(cn_actuator, retries),
+    {.key = "retries", .parse = cn_parse_uint, .offset = offsetof(cn_actuator, retries),
      .flags = CN_MAX, .max = 20},
-    {.key = "backoff", .parse = cn__parse_duration_range,
+    {.key = "backoff", .parse = cn_parse_duration,
      .offset = offsetof(cn_actuator, backoff_ms)},
 };
 static const cn_schema actuator_schema = CN_SCHEMA("actuator", actuator_fields);
@@ -631,49 +622,41 @@ int cn__parse_actuator(cn_loader *ld, const cn_node *v, const cn_field *f,
 
 /* Overrides are checked against the metrics once both are loaded
  * (check_ai_thresholds below), since the file may give them in any order. */
+static int threshold_entry(cn_loader *ld, const char *map_key, const cn_node *metric,
+                           const cn_node *value, void *elem)
+{
+    (void)map_key;
+    cn_threshold_override *o = elem;
+    cn_field tf = {.key = metric->text};
+    if (cn__parse_threshold(ld, value, &tf, &o->threshold) ||
+        cn__copy_name(ld, metric, &o->metric))
+        return -1;
+    o->line = metric->line;
+    o->col = metric->col;
+    return 0;
+}
+
 static int parse_ai_thresholds(cn_loader *ld, const cn_node *v, const cn_field *f,
                                void *dst)
 {
     cn_ai_analysis *a = dst;
-    if (!cn__free_map(ld, v, f->key, "a map of metric name to threshold"))
-        return -1;
-    cn_threshold_override *o = cn_arena_alloc(ld->arena, (v->count + 1) * sizeof(*o));
-    if (!o) {
-        cn_loader_error(ld, v, "out of memory");
-        return -1;
-    }
-    int rc = 0;
+    void *items = NULL;
     size_t n = 0;
-    for (size_t i = 0; i < v->count; i++) {
-        const cn_node *k = v->items[2 * i];
-        if (!cn__free_key_ok(ld, v, i, f->key)) {
-            rc = -1;
-            continue;
-        }
-        cn_field tf = {.key = k->text};
-        if (cn__parse_threshold(ld, v->items[2 * i + 1], &tf, &o[n].threshold)) {
-            rc = -1;
-            continue;
-        }
-        if (!(o[n].metric = cn_arena_strdup(ld->arena, k->text))) {
-            cn_loader_error(ld, k, "out of memory");
-            return -1;
-        }
-        o[n].line = k->line;
-        o[n].col = k->col;
-        n++;
+    int rc = cn__load_entries(ld, v, f->key, "a map of metric name to threshold", false,
+                              sizeof(cn_threshold_override), threshold_entry, &items, &n);
+    if (items) {
+        a->thresholds = items;
+        a->threshold_count = n;
     }
-    a->thresholds = o;
-    a->threshold_count = n;
     return rc;
 }
 
 enum { AI_FAILURE_LIMIT, AI_CONSECUTIVE_FAILURE_LIMIT, AI_THRESHOLDS };
 static const cn_field ai_analysis_fields[] = {
-    [AI_FAILURE_LIMIT] = {.key = "failure_limit", .parse = cn__parse_uint_range,
+    [AI_FAILURE_LIMIT] = {.key = "failure_limit", .parse = cn_parse_uint,
                           .offset = offsetof(cn_ai_analysis, failure_limit)},
     [AI_CONSECUTIVE_FAILURE_LIMIT] = {
-        .key = "consecutive_failure_limit", .parse = cn__parse_uint_range,
+        .key = "consecutive_failure_limit", .parse = cn_parse_uint,
         .offset = offsetof(cn_ai_analysis, consecutive_failure_limit),
         .flags = CN_MIN, .min = 1},
     [AI_THRESHOLDS] = {.key = "thresholds", .parse = parse_ai_thresholds, .offset = 0},
@@ -705,12 +688,12 @@ static void check_timeout(cn_loader *ld, const cn_node *an, cn_analysis *a)
                             ? a->interval_ms / 2 : DEFAULT_TIMEOUT_CAP_MS;
         return;
     }
-    if (!cn__file_ok(an, &analysis_schema, "interval") ||
-        !cn__file_ok(an, &analysis_schema, "timeout") ||
+    if (!cn_field_value_ok(an, &analysis_schema, "interval") ||
+        !cn_field_value_ok(an, &analysis_schema, "timeout") ||
         a->timeout_ms < a->interval_ms)
         return;
     char shown[32];
-    cn__format_ms(shown, sizeof shown, a->interval_ms);
+    cn_format_duration(shown, sizeof shown, a->interval_ms);
     cn_loader_error(ld, tn, "'timeout' must be less than 'interval' (%s), got '%s'",
                     shown, tn->text);
 }
@@ -728,7 +711,7 @@ typedef struct bake_need {
 static void format_long_ms(char *buf, size_t len, double ms)
 {
     if (ms < 1e15)
-        cn__format_ms(buf, len, (int64_t)llround(ms));
+        cn_format_duration(buf, len, (int64_t)llround(ms));
     else
         snprintf(buf, len, "%.3gh", ms / 3600000);
 }
@@ -739,8 +722,8 @@ static void format_long_ms(char *buf, size_t len, double ms)
 static void longest_bake(const cn_policy *p, bake_need *n)
 {
     char bake[32], interval[32];
-    cn__format_ms(bake, sizeof bake, p->plan.bake_ms);
-    cn__format_ms(interval, sizeof interval, p->analysis.interval_ms);
+    cn_format_duration(bake, sizeof bake, p->plan.bake_ms);
+    cn_format_duration(interval, sizeof interval, p->analysis.interval_ms);
     double ai = round((double)p->plan.bake_ms * p->ai.bake_factor); /* as plan.c */
     double evidence = (double)p->plan.min_samples * (double)p->analysis.interval_ms;
     n->ms = (double)p->plan.bake_ms;
@@ -761,15 +744,15 @@ static void longest_bake(const cn_policy *p, bake_need *n)
 }
 
 /* Every value the longest bake depends on must have loaded (see
- * cn__file_ok), or the comparison would be against a default. */
+ * cn_field_value_ok), or the comparison would be against a default. */
 static bool bake_inputs_ok(const cn_node *root, const cn_node *an)
 {
     const cn_node *plan = cn_node_get(root, "plan");
-    return cn__file_ok(an, &analysis_schema, "max_bake") &&
-           cn__file_ok(an, &analysis_schema, "interval") &&
-           cn__file_ok(plan, &cn__plan_schema, "bake") &&
-           cn__file_ok(plan, &cn__plan_schema, "min_samples") &&
-           cn__file_ok(cn_node_get(root, "ai_assisted"), &cn__ai_schema,
+    return cn_field_value_ok(an, &analysis_schema, "max_bake") &&
+           cn_field_value_ok(an, &analysis_schema, "interval") &&
+           cn_field_value_ok(plan, &cn__plan_schema, "bake") &&
+           cn_field_value_ok(plan, &cn__plan_schema, "min_samples") &&
+           cn_field_value_ok(cn_node_get(root, "ai_assisted"), &cn__ai_schema,
                        "bake_factor");
 }
 
@@ -796,8 +779,8 @@ static void check_ai_limit(cn_loader *ld, const cn_node *an, const cn_node *ain,
                            bool zero_unset)
 {
     const cn_node *n = cn_node_get(ain, key);
-    if (!n || !cn__file_ok(ain, &ai_analysis_schema, key) ||
-        !cn__file_ok(an, &analysis_schema, key) || (zero_unset && !base) ||
+    if (!n || !cn_field_value_ok(ain, &ai_analysis_schema, key) ||
+        !cn_field_value_ok(an, &analysis_schema, key) || (zero_unset && !base) ||
         ai <= base)
         return;
     cn_loader_error(ld, n, "'%s' for AI-assisted changes may only tighten: at "

@@ -15,25 +15,6 @@
 #include "canary/policy.h"
 #include "canary/schema.h"
 
-/* Like cn_parse_percent / cn_parse_duration, but range problems are told in
- * the units the person wrote ("at most 100%", "at least 1s") rather than
- * in stored fractions and milliseconds. f->min / f->max are stored units. */
-int cn__parse_percent_range(cn_loader *ld, const cn_node *v, const cn_field *f,
-                            void *dst); /* double */
-int cn__parse_duration_range(cn_loader *ld, const cn_node *v, const cn_field *f,
-                             void *dst); /* int64_t */
-
-/* cn_parse_number / cn_parse_uint with the range message quoting the value
- * found, as every other policy message does. */
-int cn__parse_number_range(cn_loader *ld, const cn_node *v, const cn_field *f,
-                           void *dst); /* double */
-int cn__parse_uint_range(cn_loader *ld, const cn_node *v, const cn_field *f,
-                         void *dst); /* unsigned */
-/* cn_parse_quantity (a number or a percentage) with the range told in the
- * form the value was written in. */
-int cn__parse_quantity_range(cn_loader *ld, const cn_node *v, const cn_field *f,
-                             void *dst); /* double */
-
 /* A string that must not be empty. */
 int cn__parse_name(cn_loader *ld, const cn_node *v, const cn_field *f,
                    void *dst); /* const char * */
@@ -73,17 +54,25 @@ void cn__policy_check_analysis(cn_loader *ld, const cn_node *root, cn_policy *p)
 extern const cn_schema cn__plan_schema;
 extern const cn_schema cn__ai_schema;
 
-/* Whether a cross-field check may use the loaded value of key (one of s's
- * fields parsed by a cn__parse_*_range parser): true when section leaves
- * it out (the default then holds) or gives a value that parsed and is in
- * range; false when that value was already reported, or when section is
- * present but not a map. Comparing a default in place of a rejected value
- * would only add a second, misleading message for the same mistake. */
-bool cn__file_ok(const cn_node *section, const cn_schema *s, const char *key);
+/* One entry of a map of free-form names: parses value into elem (zeroed)
+ * and copies the name where it belongs. map_key names the map in
+ * messages. 0, or -1 after reporting. */
+typedef int (*cn__entry_parser)(cn_loader *ld, const char *map_key,
+                                const cn_node *name, const cn_node *value,
+                                void *elem);
+
+/* Loads the map v of free-form names into a new arena array of elem_size
+ * elements, one per entry that loaded (*items, *count; set also when some
+ * entries failed). Checks the map (and, with nonempty, that it has
+ * entries) and each name with cn__free_key_ok. 0, or -1 after reporting
+ * every problem. */
+int cn__load_entries(cn_loader *ld, const cn_node *v, const char *key,
+                     const char *expected, bool nonempty, size_t elem_size,
+                     cn__entry_parser one, void **items, size_t *count);
+
+/* Copies name's text into the loader's arena. 0, or -1 after reporting. */
+int cn__copy_name(cn_loader *ld, const cn_node *name, const char **dst);
 
 #define CN__BIT(i) (1ull << (i))
-
-/* "2m", "1500ms": a duration in the shortest exact unit, for messages. */
-void cn__format_ms(char *buf, size_t len, int64_t ms);
 
 #endif

@@ -162,18 +162,6 @@ int cn_policy_select(const cn_policy_set *set, const cn_match_subject *s,
 
 /* ---- a directory of policies ------------------------------------------- */
 
-/* The same files `canary validate DIR` checks, so that a directory that
- * validates is the directory that loads. */
-static bool is_policy_file(const char *name)
-{
-    size_t n = strlen(name);
-    if (name[0] == '.')
-        return false;
-    return (n > 5 && !strcmp(name + n - 5, ".yaml")) ||
-           (n > 4 && !strcmp(name + n - 4, ".yml")) ||
-           (n > 5 && !strcmp(name + n - 5, ".json"));
-}
-
 static int cmp_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -195,7 +183,7 @@ static int list_policy_files(DIR *d, char ***out, size_t *count)
     *out = NULL;
     *count = 0;
     while ((e = readdir(d))) {
-        if (!is_policy_file(e->d_name))
+        if (!cn_doc_is_config_name(e->d_name))
             continue;
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 16;

@@ -288,10 +288,10 @@ required:
 /* A bound in the units the file is written in: min and max are stored
  * units (fractions, milliseconds), and "must be at most 0.5, got 60%" would
  * read as half a percent. */
-static const char *show_bound(const cn_field *f, double bound, char *buf,
-                              size_t size)
+static const char *show_bound(const cn_field *f, double bound, bool percent,
+                              char *buf, size_t size)
 {
-    if (f->parse == cn_parse_percent) {
+    if (percent) {
         snprintf(buf, size, "%g%%", bound * 100);
     } else if (f->parse == cn_parse_duration && bound >= 0 &&
                bound <= CN_MAX_DURATION_MS) {
@@ -302,26 +302,40 @@ static const char *show_bound(const cn_field *f, double bound, char *buf,
     return buf;
 }
 
+/* The rule of f's range that x breaks, with its bound; NULL when x is in
+ * range. Shared by the message and by cn_field_value_ok, so the two never
+ * disagree. */
+static const char *range_rule(const cn_field *f, double x, double *bound)
+{
+    if ((f->flags & CN_MIN) && (f->flags & CN_MIN_EXCLUSIVE) && !(x > f->min)) {
+        *bound = f->min;
+        return "greater than";
+    }
+    if ((f->flags & CN_MIN) && !(f->flags & CN_MIN_EXCLUSIVE) && x < f->min) {
+        *bound = f->min;
+        return "at least";
+    }
+    if ((f->flags & CN_MAX) && x > f->max) {
+        *bound = f->max;
+        return "at most";
+    }
+    return NULL;
+}
+
+/* Told in the units written, quoting the value found: "'growth' must be
+ * greater than 1, got '1'", "'steps' must be at most 100%, got '150%'". */
 static int check_range(cn_loader *ld, const cn_node *v, const cn_field *f,
                        double x, const char *shown)
 {
+    double limit;
+    const char *rule = range_rule(f, x, &limit);
+    if (!rule)
+        return 0;
     char b[64];
-    if ((f->flags & CN_MIN) && (f->flags & CN_MIN_EXCLUSIVE) && !(x > f->min)) {
-        cn_loader_error(ld, v, "'%s' must be greater than %s, got %s", f->key,
-                        show_bound(f, f->min, b, sizeof b), shown);
-        return -1;
-    }
-    if ((f->flags & CN_MIN) && !(f->flags & CN_MIN_EXCLUSIVE) && x < f->min) {
-        cn_loader_error(ld, v, "'%s' must be at least %s, got %s", f->key,
-                        show_bound(f, f->min, b, sizeof b), shown);
-        return -1;
-    }
-    if ((f->flags & CN_MAX) && x > f->max) {
-        cn_loader_error(ld, v, "'%s' must be at most %s, got %s", f->key,
-                        show_bound(f, f->max, b, sizeof b), shown);
-        return -1;
-    }
-    return 0;
+    bool percent = v->len && v->text[v->len - 1] == '%';
+    cn_loader_error(ld, v, "'%s' must be %s %s, got '%s'", f->key, rule,
+                    show_bound(f, limit, percent, b, sizeof b), shown);
+    return -1;
 }
 
 int cn_parse_string(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
@@ -478,6 +492,53 @@ int cn_parse_duration(cn_loader *ld, const cn_node *v, const cn_field *f, void *
         return -1;
     *(int64_t *)dst = ms;
     return 0;
+}
+
+/* The numeric value a scalar parser would store, without reporting; false
+ * when it would reject the text or the field has another parser. */
+static bool quiet_value(const cn_node *n, const cn_field *f, double *x)
+{
+    if (n->type != CN_NODE_SCALAR || cn_node_is_null(n))
+        return false;
+    if (f->parse == cn_parse_duration) {
+        int64_t ms;
+        if (cn_text_duration(n->text, &ms))
+            return false;
+        *x = (double)ms;
+        return true;
+    }
+    if (f->parse == cn_parse_uint) {
+        unsigned u;
+        if (n->quoted || cn_text_uint(n->text, &u))
+            return false;
+        *x = u;
+        return true;
+    }
+    if (f->parse == cn_parse_percent)
+        return !cn_text_percent(n->text, x);
+    if (f->parse == cn_parse_number)
+        return !n->quoted && !cn_text_number(n->text, x);
+    if (f->parse == cn_parse_quantity)
+        return !cn_text_percent(n->text, x) || (!n->quoted && !cn_text_number(n->text, x));
+    return false;
+}
+
+bool cn_field_value_ok(const cn_node *map, const cn_schema *s, const char *key)
+{
+    if (!map || cn_node_is_null(map))
+        return true;
+    if (map->type != CN_NODE_MAP)
+        return false;
+    const cn_node *n = cn_node_get(map, key);
+    if (!n)
+        return true;
+    for (size_t i = 0; i < s->count; i++)
+        if (!strcmp(s->fields[i].key, key)) {
+            double x, bound;
+            return quiet_value(n, &s->fields[i], &x) &&
+                   !range_rule(&s->fields[i], x, &bound);
+        }
+    return false;
 }
 
 int cn_parse_enum(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)

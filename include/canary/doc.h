@@ -53,6 +53,10 @@ int cn_doc_load_buffer(cn_doc *doc, const char *name, const char *buf,
                        size_t len, cn_diags *diags);
 void cn_doc_free(cn_doc *doc);
 
+/* Whether a directory entry is a file canary reads: *.yaml, *.yml or
+ * *.json, not hidden. `validate DIR` and `--policies DIR` use the same. */
+bool cn_doc_is_config_name(const char *name);
+
 /* Map helpers: value for key, or NULL when absent. */
 const cn_node *cn_node_get(const cn_node *map, const char *key);
 /* Null is "~", "null", "Null", "NULL" or an empty plain scalar. */

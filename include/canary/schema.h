@@ -111,6 +111,12 @@ void cn_format_duration(char *buf, size_t len, int64_t ms);
 const char *cn_suggest(const char *word, const char *const *candidates,
                        size_t n);
 
+/* For cross-field checks, which must compare only values that loaded: true
+ * when key is absent from map or its value passes its field's parser
+ * (number, whole number, percentage, quantity or duration: type and range);
+ * false otherwise, and for other parsers. Reports nothing. */
+bool cn_field_value_ok(const cn_node *map, const cn_schema *s, const char *key);
+
 /* Reports an unknown key with a suggestion taken from candidates. */
 void cn_unknown_key(cn_loader *ld, const cn_node *key, const char *what,
                     const char *const *candidates, size_t n);

@@ -673,7 +673,7 @@ static void test_errors_cross_field(void **state)
          "name: t\nplan: {bake: 1m, min_samples: 5}\nai_assisted: {bake_factor: 1}\n"
          "analysis: {interval: 30s, max_bake: 2m}\n",
          4, 37, "'max_bake' (2m) must be at least the time to take min_samples "
-         "measurements, 150s (min_samples 5 x interval 30s)"},
+         "measurements, 2m30s (min_samples 5 x interval 30s)"},
     };
     run_error_cases(cases, sizeof cases / sizeof cases[0]);
 }

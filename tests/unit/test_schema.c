@@ -626,22 +626,22 @@ static void test_wrong_types(void **state)
 static void test_ranges(void **state)
 {
     (void)state;
-    expect_one("name: web\nratio: 0\n", 2, 8, "'ratio' must be greater than 0, got 0");
+    expect_one("name: web\nratio: 0\n", 2, 8, "'ratio' must be greater than 0, got '0'");
     expect_one("name: web\nratio: -0.5\n", 2, 8,
-               "'ratio' must be greater than 0, got -0.5");
-    expect_one("name: web\nratio: 1.5\n", 2, 8, "'ratio' must be at most 1, got 1.5");
+               "'ratio' must be greater than 0, got '-0.5'");
+    expect_one("name: web\nratio: 1.5\n", 2, 8, "'ratio' must be at most 1, got '1.5'");
     expect_one("name: web\nreplicas: 0\n", 2, 11,
-               "'replicas' must be at least 1, got 0");
+               "'replicas' must be at least 1, got '0'");
     expect_one("name: web\nreplicas: 101\n", 2, 11,
-               "'replicas' must be at most 100, got 101");
-    expect_one("name: web\nscore: -0.1\n", 2, 8, "'score' must be at least 0, got -0.1");
+               "'replicas' must be at most 100, got '101'");
+    expect_one("name: web\nscore: -0.1\n", 2, 8, "'score' must be at least 0, got '-0.1'");
     /* bounds in the units the file uses, not the stored fraction or ms */
     expect_one("name: web\nerror_rate: 60%\n", 2, 13,
-               "'error_rate' must be at most 50%, got 60%");
+               "'error_rate' must be at most 50%, got '60%'");
     expect_one("name: web\ninterval: 500ms\n", 2, 11,
-               "'interval' must be at least 1s, got 500ms");
+               "'interval' must be at least 1s, got '500ms'");
     expect_one("name: web\ninterval: 1h1ms\n", 2, 11,
-               "'interval' must be at most 1h, got 1h1ms");
+               "'interval' must be at most 1h, got '1h1ms'");
 
     /* the edges themselves are allowed, and stored */
     fixture fx;
@@ -881,7 +881,7 @@ static void test_parser_returns(void **state)
     assert_string_equal(s, "12");
     assert_int_equal(fx.ld.errors, 2);
     assert_int_equal(fx.d.count, 2);
-    assert_diag_n(&fx.d, 0, 2, 4, "'ratio' must be at most 1, got 12");
+    assert_diag_n(&fx.d, 0, 2, 4, "'ratio' must be at most 1, got '12'");
     assert_diag_n(&fx.d, 1, 3, 4, "'score' expects a number, got the quoted string '12' (remove the quotes)");
 
     /* the helpers on their own */

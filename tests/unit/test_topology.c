@@ -540,14 +540,14 @@ static void test_error_all_in_one_run(void **state)
                                "    depends_on: [{db: 1}, dbb]\n"),
                      CN_EINVAL);
     assert_diag(&d, 4, 5, "unknown key 'trafic' in service 'web' (did you mean 'traffic'?)");
-    assert_diag(&d, 5, 11, "'tier' must be at most 9, got 10");
+    assert_diag(&d, 5, 11, "'tier' must be at most 9, got '10'");
     assert_diag(&d, 6, 17,
                 "service 'web': 'depends_on' expects a list of service names or a "
                 "map of names to fractions, got a scalar");
     assert_diag(&d, 7, 8, "service 'api' must be a map of keys, got a scalar");
     assert_diag(&d, 9, 11, "'tier' expects a whole number, got 'x'");
     assert_diag(&d, 10, 12, "fleet is missing the required key 'count'");
-    assert_diag(&d, 12, 32, "'count' must be at least 1, got 0");
+    assert_diag(&d, 12, 32, "'count' must be at least 1, got '0'");
     assert_diag(&d, 12, 35, "unknown key 'size' in fleet");
     assert_diag(&d, 13, 18,
                 "service 'cache': dependencies must be service names, got a map");
@@ -819,6 +819,213 @@ static void test_reach_long_chain(void **state)
     done(&t, &d);
 }
 
+/* Loops one below the other, and two entries feeding them at different
+ * points. For web (80%): a = 0.5 + 0.25 b with b = a, so a = b = 2/3;
+ * c = 0.4 b + 0.5 d with d = 0.5 c, so c = 16/45, d = 8/45; f and g call
+ * each other in full, fed by d: they saturate at 1, and h = 0.3;
+ * k = 0.1 a + 0.5 c = 11/45. For api (20%), which comes in at d and m:
+ * d = 0.5 + 0.5 c with c = 0.5 d, so c = 1/3, d = 2/3; f = g = 1,
+ * h = 0.3; m and n call each other in full and saturate, so
+ * k = 0.5 c + 0.5 m = 2/3; a and b are out of its reach. m and n are out
+ * of web's reach, and x and y out of everyone's: loops of gain 1 that
+ * nothing flows into, which must stay at 0 rather than hold themselves up
+ * at 1. Listed downstream first, so file order is no help. */
+static void test_reach_loops_in_series(void **state)
+{
+    (void)state;
+    cn_diags d;
+    cn_topology t;
+    load_ok(&t, &d,
+            "services:\n"
+            "  h: {}\n"
+            "  g: {depends_on: {f: 1, h: 0.3}}\n"
+            "  f: {depends_on: [g]}\n"
+            "  k: {}\n"
+            "  d: {depends_on: {c: 0.5, f: 0.9}}\n"
+            "  c: {depends_on: {d: 0.5, k: 0.5}}\n"
+            "  b: {depends_on: {a: 0.25, c: 0.4}}\n"
+            "  a: {depends_on: {b: 1, k: 0.1}}\n"
+            "  n: {depends_on: [m]}\n"
+            "  m: {depends_on: {n: 1, k: 0.5}}\n"
+            "  x: {depends_on: [y]}\n"
+            "  y: {depends_on: [x, h]}\n"
+            "  api: {traffic: 20%, depends_on: {d: 0.5, m: 0.2}}\n"
+            "  web: {traffic: 80%, depends_on: {a: 0.5}}\n");
+    assert_near(reach_of(&t, "web"), 0.8);
+    assert_near(reach_of(&t, "api"), 0.2);
+    assert_near(reach_of(&t, "a"), 0.8 * 2 / 3);
+    assert_near(reach_of(&t, "b"), 0.8 * 2 / 3);
+    assert_near(reach_of(&t, "c"), 0.8 * 16 / 45 + 0.2 / 3);
+    assert_near(reach_of(&t, "d"), 0.8 * 8 / 45 + 0.2 * 2 / 3);
+    assert_near(reach_of(&t, "f"), 1.0);
+    assert_near(reach_of(&t, "g"), 1.0);
+    assert_near(reach_of(&t, "h"), 0.3);
+    assert_near(reach_of(&t, "k"), 0.8 * 11 / 45 + 0.2 * 2 / 3);
+    assert_near(reach_of(&t, "m"), 0.2);
+    assert_near(reach_of(&t, "n"), 0.2);
+    assert_near(reach_of(&t, "x"), 0);
+    assert_near(reach_of(&t, "y"), 0);
+    done(&t, &d);
+}
+
+/* ---- reach against a slow reference ------------------------------------ */
+
+/* The definition taken literally: for each entry, every service it
+ * reaches starts at 1 and all of them are recomputed together (Jacobi)
+ * until nothing changes or 100,000 rounds have passed. No components, no
+ * order, no shortcuts. */
+static void reference_reach(const cn_topology *t, double *out)
+{
+    size_t n = t->count;
+    double *p = calloc(n, sizeof(double)), *q = calloc(n, sizeof(double));
+    size_t *queue = calloc(n, sizeof(size_t));
+    assert_true(p && q && queue);
+    for (size_t s = 0; s < n; s++)
+        out[s] = 0;
+    for (size_t entry = 0; entry < n; entry++) {
+        if (!t->services[entry].entry)
+            continue;
+        for (size_t s = 0; s < n; s++)
+            p[s] = 0;
+        size_t head = 0, tail = 0;
+        p[entry] = 1;
+        queue[tail++] = entry;
+        while (head < tail) {
+            const cn_service *s = &t->services[queue[head++]];
+            for (size_t e = 0; e < s->dep_count; e++)
+                if (s->deps[e].fraction > 0 && !p[s->deps[e].to]) {
+                    p[s->deps[e].to] = 1;
+                    queue[tail++] = s->deps[e].to;
+                }
+        }
+        for (int round = 0; round < 100000; round++) {
+            for (size_t s = 0; s < n; s++)
+                q[s] = 0;
+            for (size_t c = 0; c < n; c++)
+                for (size_t e = 0; e < t->services[c].dep_count; e++)
+                    q[t->services[c].deps[e].to] += p[c] * t->services[c].deps[e].fraction;
+            bool moved = false;
+            for (size_t s = 0; s < n; s++) {
+                double v = s == entry ? 1 : q[s] > 1 ? 1 : q[s];
+                moved |= v != p[s];
+                p[s] = v;
+            }
+            if (!moved)
+                break;
+        }
+        for (size_t s = 0; s < n; s++)
+            out[s] += t->services[entry].traffic * p[s];
+    }
+    for (size_t s = 0; s < n; s++)
+        if (out[s] > 1)
+            out[s] = 1;
+    free(p);
+    free(q);
+    free(queue);
+}
+
+/* A fixed sequence on every platform (rand() is not). */
+static uint32_t next_random(uint64_t *state)
+{
+    *state = *state * 6364136223846793005u + 1442695040888963407u;
+    return (uint32_t)(*state >> 33);
+}
+
+/* Fractions people write, and some that are not round at all. */
+static double random_fraction(uint64_t *rng)
+{
+    static const double common[] = {0.01, 0.05, 0.1, 0.25, 0.3, 0.5, 0.7, 0.9, 1};
+    if (next_random(rng) % 2)
+        return common[next_random(rng) % (sizeof common / sizeof common[0])];
+    return (1 + next_random(rng) % 1000) / 1000.0;
+}
+
+/* n services, the given number of them entries sharing at most all the
+ * traffic, each calling up to max_deps others anywhere in the list, so
+ * loops form in every direction. */
+static void random_topology(cn_topology *t, uint64_t *rng, size_t n,
+                            size_t entries, size_t max_deps)
+{
+    cn_service *s = calloc(n, sizeof(cn_service));
+    assert_non_null(s);
+    for (size_t i = 0; i < n; i++) {
+        s[i].name = "s";
+        s[i].tier = -1;
+        s[i].deps = calloc(max_deps, sizeof(cn_edge));
+        assert_non_null(s[i].deps);
+        size_t want = next_random(rng) % (max_deps + 1);
+        for (size_t k = 0; k < want; k++) {
+            size_t to = next_random(rng) % n;
+            bool taken = to == i; /* the loader rejects both */
+            for (size_t j = 0; j < s[i].dep_count; j++)
+                taken |= s[i].deps[j].to == to;
+            if (!taken)
+                s[i].deps[s[i].dep_count++] = (cn_edge){to, random_fraction(rng)};
+        }
+    }
+    for (size_t k = 0; k < entries;) {
+        size_t i = next_random(rng) % n;
+        if (s[i].entry)
+            continue;
+        s[i].entry = true;
+        s[i].traffic = (1 + next_random(rng) % 100) / 100.0 / (double)entries;
+        k++;
+    }
+    *t = (cn_topology){.services = s, .count = n};
+}
+
+static void free_random_topology(cn_topology *t)
+{
+    for (size_t i = 0; i < t->count; i++)
+        free(t->services[i].deps);
+    free(t->services);
+}
+
+/* Reach of every service against the reference, within 1e-9. */
+static void check_against_reference(const cn_topology *t, int graph)
+{
+    double *want = calloc(t->count, sizeof(double));
+    assert_non_null(want);
+    reference_reach(t, want);
+    for (size_t s = 0; s < t->count; s++) {
+        double got = -1;
+        assert_int_equal(cn_topology_reach(t, s, &got), CN_OK);
+        if (fabs(got - want[s]) > 1e-9) {
+            print_error("graph %d, service %zu: %.17g, reference %.17g\n", graph, s,
+                        got, want[s]);
+            fail();
+        }
+    }
+    free(want);
+}
+
+static void test_reach_random_against_reference(void **state)
+{
+    (void)state;
+    uint64_t rng = 20240611;
+    for (int graph = 0; graph < 50; graph++) {
+        size_t n = 5 + next_random(&rng) % 26;
+        cn_topology t;
+        random_topology(&t, &rng, n, 1 + next_random(&rng) % 3, 3);
+        check_against_reference(&t, graph);
+        free_random_topology(&t);
+    }
+}
+
+/* More entries than go through the evaluation side by side (32), so they
+ * are taken in more than one group; 40 entries, 70 services. */
+static void test_reach_many_entries_against_reference(void **state)
+{
+    (void)state;
+    uint64_t rng = 7;
+    for (int graph = 0; graph < 3; graph++) {
+        cn_topology t;
+        random_topology(&t, &rng, 70, 40, 4);
+        check_against_reference(&t, graph);
+        free_random_topology(&t);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -853,6 +1060,9 @@ int main(void)
         cmocka_unit_test(test_reach_unreachable),
         cmocka_unit_test(test_reach_bad_index),
         cmocka_unit_test(test_reach_long_chain),
+        cmocka_unit_test(test_reach_loops_in_series),
+        cmocka_unit_test(test_reach_random_against_reference),
+        cmocka_unit_test(test_reach_many_entries_against_reference),
     };
     return cmocka_run_group_tests_name("topology", tests, NULL, NULL);
 }
