@@ -122,7 +122,7 @@ static int load_as(validation *v, file_kind kind, const cn_doc *doc, char *what,
         cn_topology t;
         rc = cn_topology_load_doc(&t, doc, &v->diags);
         if (!rc)
-            snprintf(what, len, "topology of %zu services", t.count);
+            snprintf(what, len, "topology of %zu service%s", t.count, t.count == 1 ? "" : "s");
         cn_topology_free(&t);
         return rc;
     }
@@ -130,7 +130,7 @@ static int load_as(validation *v, file_kind kind, const cn_doc *doc, char *what,
         cn_access a;
         rc = cn_access_load_doc(&a, doc, &v->diags);
         if (!rc)
-            snprintf(what, len, "access file of %zu users", a.count);
+            snprintf(what, len, "access file of %zu user%s", a.count, a.count == 1 ? "" : "s");
         cn_access_free(&a);
         return rc;
     }

@@ -34,8 +34,8 @@ static void bad_env_name(cn_loader *ld, const cn_node *v, const char *what)
                         what, v->text);
     else
         cn_loader_error(ld, v, "%s must name an environment variable (letters, "
-                        "digits and '_', not starting with a digit), got a "
-                        "%zu-character value (not shown: it may be a secret)",
+                        "digits and '_', not starting with a digit), got a value "
+                        "of %zu characters (not shown: it may be a secret)",
                         what, strlen(v->text));
 }
 

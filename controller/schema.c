@@ -154,7 +154,11 @@ int cn_text_duration(const char *s, int64_t *ms)
 
 void cn_format_duration(char *buf, size_t len, int64_t ms)
 {
-    if (ms <= 0 || ms % 1000) {
+    if (ms == 0) {
+        snprintf(buf, len, "0s");
+        return;
+    }
+    if (ms < 0 || ms % 1000) {
         snprintf(buf, len, "%lldms", (long long)ms);
         return;
     }

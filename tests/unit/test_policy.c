@@ -764,7 +764,7 @@ static void test_errors_secrets(void **state)
          "{Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.abc}}}\n",
          2, 70, "header 'Authorization' in 'headers_from_env' must name an environment "
          "variable (letters, digits and '_', not starting with a digit), got a "
-         "35-character value (not shown: it may be a secret)"},
+         "value of 35 characters (not shown: it may be a secret)"},
         {"credentials in URL",
          "name: t\nactuator: {http: {url: \"https://user:pw@hook/x\"}}\n", 2, 24,
          "'url' must not carry credentials (user:password@)"},
@@ -849,11 +849,11 @@ static void test_no_cross_check_on_bad_values(void **state)
         {"interval under its minimum", "name: t\nanalysis: {interval: 500ms, timeout: 1s}\n",
          2, 22, "'interval' must be at least 1s, got '500ms'"},
         {"timeout out of range", "name: t\nanalysis:\n  interval: 10s\n  timeout: 0s\n",
-         4, 12, "'timeout' must be greater than 0ms, got '0s'"},
+         4, 12, "'timeout' must be greater than 0s, got '0s'"},
         {"max_bake out of range", "name: t\nanalysis: {max_bake: 0s}\n", 2, 22,
-         "'max_bake' must be greater than 0ms, got '0s'"},
+         "'max_bake' must be greater than 0s, got '0s'"},
         {"bake out of range", "name: t\nplan: {bake: 0s}\nanalysis: {max_bake: 1m}\n", 2, 14,
-         "'bake' must be greater than 0ms, got '0s'"},
+         "'bake' must be greater than 0s, got '0s'"},
         {"bake_factor out of range",
          "name: t\nai_assisted: {bake_factor: 0.5}\nanalysis: {max_bake: 1m}\n", 2, 28,
          "'bake_factor' must be at least 1, got '0.5'"},

@@ -126,6 +126,8 @@ static void test_durations_too_long(void **state)
     assert_string_equal(buf, "1500ms");
     cn_format_duration(buf, sizeof buf, 240000);
     assert_string_equal(buf, "4m");
+    cn_format_duration(buf, sizeof buf, 0);
+    assert_string_equal(buf, "0s");
 }
 
 static void test_text_number(void **state)
