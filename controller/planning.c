@@ -140,6 +140,7 @@ static int locate_service(cn_planning *pl, double *reach, cn_diags *diags)
         return CN_EINVAL;
     }
     const cn_service *svc = &t->services[idx];
+    pl->service_index = idx;
     pl->tier = svc->tier;
     if (cn_topology_reach(t, (size_t)idx, reach))
         return CN_ENOMEM;
@@ -150,11 +151,51 @@ static int locate_service(cn_planning *pl, double *reach, cn_diags *diags)
     return CN_OK;
 }
 
+/* Every kind counts: dropping one would drop its multiplier and make the
+ * plan bolder, so too many distinct kinds is an error, not a cut. */
+#define MAX_KINDS 64
+
+static int add_kind(cn_plan_input *in, const char **kinds, const char *kind)
+{
+    for (size_t i = 0; i < in->kind_count; i++)
+        if (!strcmp(kinds[i], kind))
+            return CN_OK;
+    if (in->kind_count == MAX_KINDS)
+        return CN_ELIMIT;
+    kinds[in->kind_count++] = kind;
+    return CN_OK;
+}
+
+/* Diff size and kinds: from git when a range was given, else the change. */
+static int collect_kinds(cn_planning *pl, cn_plan_input *in, const char **kinds,
+                         cn_diags *diags)
+{
+    int rc = CN_OK;
+    if (pl->have_prov) {
+        if (pl->change.has_diff)
+            note(pl, "the diff in the change file was replaced by what git reports "
+                     "for %s", pl->prov.range);
+        in->diff_lines = pl->prov.lines;
+        for (size_t i = 0; !rc && i < pl->prov.kind_count; i++)
+            rc = add_kind(in, kinds, pl->prov.kinds[i].kind);
+    } else if (pl->change.has_diff) {
+        in->diff_lines = pl->change.diff_lines;
+        for (size_t i = 0; !rc && i < pl->change.diff_kinds.count; i++)
+            rc = add_kind(in, kinds, pl->change.diff_kinds.items[i]);
+    }
+    if (rc)
+        cn_diags_add(diags, pl->change.file, 0, 0,
+                     "the change touches more than %d kinds; canary cannot weigh "
+                     "them all, so it will not plan it", MAX_KINDS);
+    return rc;
+}
+
 int cn_planning_run(cn_planning *pl, const cn_planning_options *opt,
                     cn_diags *diags)
 {
     memset(pl, 0, sizeof(*pl));
     pl->tier = -1;
+    pl->service_index = -1;
     /* Load every file before stopping, so one run reports all problems. */
     int rc = cn_change_load(&pl->change, opt->change_path, diags);
     pl->have_change = true;
@@ -195,24 +236,13 @@ int cn_planning_run(cn_planning *pl, const cn_planning_options *opt,
         return rc;
     }
 
-    const char *kinds[64];
+    const char *kinds[MAX_KINDS];
     cn_plan_input in = {.policy = pl->policy, .ai_assisted = pl->ai_assisted,
                         .reach = reach, .tier = pl->tier, .kinds = kinds};
-    if (pl->have_prov) {
-        if (pl->change.has_diff)
-            note(pl, "the diff in the change file was replaced by what git reports "
-                     "for %s", pl->prov.range);
-        in.diff_lines = pl->prov.lines;
-        for (size_t i = 0; i < pl->prov.kind_count && i < 64; i++)
-            kinds[in.kind_count++] = pl->prov.kinds[i].kind;
-    } else if (pl->change.has_diff) {
-        in.diff_lines = pl->change.diff_lines;
-        for (size_t i = 0; i < pl->change.diff_kinds.count && i < 64; i++)
-            kinds[in.kind_count++] = pl->change.diff_kinds.items[i];
-    }
-    if (pl->have_topology) {
-        const cn_service *svc =
-            &pl->topology.services[cn_topology_find(&pl->topology, pl->change.service)];
+    if ((rc = collect_kinds(pl, &in, kinds, diags)))
+        return rc;
+    if (pl->service_index >= 0) {
+        const cn_service *svc = &pl->topology.services[pl->service_index];
         in.fleet_unit = svc->fleet_unit;
         in.fleet_count = svc->fleet_count;
     }

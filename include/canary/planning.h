@@ -52,6 +52,7 @@ typedef struct cn_planning {
     bool ai_assisted;
     cn_ai_source ai_source;
     int tier;            /* -1 unknown */
+    long service_index;  /* in the topology; -1 without one */
     cn_plan plan;
     /* A person should know these before trusting the plan. */
     char notes[8][256];

@@ -264,6 +264,28 @@ static void test_plan_unknown_service(void **state)
     free(dir);
 }
 
+/* Dropping a kind would drop its multiplier: refuse rather than plan bolder. */
+static void test_plan_refuses_too_many_kinds(void **state)
+{
+    (void)state;
+    char *dir = cn_test_tmpdir();
+    char text[4096] = "service: checkout\nversion: v1\ndiff: {kinds: [";
+    for (int i = 0; i < 65; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "%sk%d", i ? ", " : "", i);
+        strcat(text, k);
+    }
+    strcat(text, "]}\n");
+    const char *change = cn_test_write(dir, "c.yaml", text);
+    cn_test_output o;
+    assert_int_equal(RUN(&o, "plan", "--change", change, "--policies", cn_test_src("policies")), 2);
+    assert_contains(o.err, "the change touches more than 64 kinds");
+    assert_string_equal(o.out, "");
+    cn_test_output_free(&o);
+    cn_test_rmtree(dir);
+    free(dir);
+}
+
 static void test_plan_reports_all_files(void **state)
 {
     (void)state;
@@ -393,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_plan_text),
         cmocka_unit_test(test_plan_json_contract),
         cmocka_unit_test(test_plan_unknown_service),
+        cmocka_unit_test(test_plan_refuses_too_many_kinds),
         cmocka_unit_test(test_plan_reports_all_files),
         cmocka_unit_test(test_plan_git_range),
         cmocka_unit_test(test_demo_plans_examples),
