@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "canary/policy.h"
 #include "policy_internal.h"
@@ -96,6 +97,18 @@ static int parse_env_headers(cn_loader *ld, const cn_node *v, const cn_field *f,
     size_t n = 0;
     int rc = cn__load_entries(ld, v, f->key, "a map of header name to environment variable",
                               false, sizeof(cn_env_header), env_header_entry, &items, &n);
+    /* HTTP header names ignore case: X-Org and x-org are the same header. */
+    for (size_t j = 1; v->type == CN_NODE_MAP && j < v->count; j++)
+        for (size_t i = 0; i < j; i++) {
+            const cn_node *a = v->items[2 * i], *b = v->items[2 * j];
+            if (a->type == CN_NODE_SCALAR && b->type == CN_NODE_SCALAR &&
+                strcmp(a->text, b->text) && !strcasecmp(a->text, b->text)) {
+                cn_loader_error(ld, b, "header '%s' repeats '%s' (line %u): header names "
+                                       "ignore case", b->text, a->text, a->line);
+                rc = -1;
+                break;
+            }
+        }
     if (items) {
         src->headers = items;
         src->header_count = n;

@@ -518,6 +518,8 @@ static void test_errors_types(void **state)
          "'kinds' is an empty map; leave 'kinds' out instead"},
         {"empty diff kinds", "name: t\ndiff: {kinds: {}}\n", 2, 15,
          "'kinds' is an empty map; leave 'kinds' out instead"},
+        {"header case", "name: t\nanalysis:\n  metrics:\n    - name: m\n      json: {url: \"http://127.0.0.1:1/x\", headers_from_env: {X-Org: A, x-org: B}}\n      threshold: {max: 1}\n", 5, 72,
+         "header 'x-org' repeats 'X-Org' (line 5): header names ignore case"},
         {"risk tier twice", "name: t\nrisk: {tier: {0: 4, 00: 1}}\n", 2, 21,
          "tier 0 is given twice in 'tier'"},
         {"bake_factor bound", "name: t\nai_assisted: {bake_factor: 500}\n", 2, 28,
