@@ -20,6 +20,7 @@
 #include "canary/diag.h"
 #include "canary/doc.h"
 #include "canary/status.h"
+#include "checks.h"
 
 /* Time bounds below are generous multiples of the real cost; valgrind
  * runs code about 30 times slower, so they stretch under it. */
@@ -59,13 +60,6 @@ static double time_bound(double seconds)
     return RUNNING_ON_VALGRIND ? seconds * 40 : seconds;
 }
 
-static void print_diags(const cn_diags *d)
-{
-    for (size_t i = 0; i < d->count; i++)
-        print_error("  %s:%u:%u: %s\n", d->items[i].file, d->items[i].line,
-                    d->items[i].col, d->items[i].message);
-}
-
 /* Fails unless d holds exactly one problem, at exactly this position, whose
  * message contains msg. */
 #define assert_diag(d, line, col, msg) \
@@ -78,7 +72,7 @@ static void assert_diag_at(const cn_diags *d, unsigned line, unsigned col,
         return;
     print_error("expected exactly %u:%u: ...%s...\ngot %zu (+%zu dropped):\n",
                 line, col, msg, d->count, d->dropped);
-    print_diags(d);
+    cn_test_print_diags(d);
     _fail(file, at);
 }
 
@@ -427,7 +421,7 @@ static void test_yaml_syntax_errors(void **state)
             strcmp(d.items[0].message, cases[i].message)) {
             print_error("case %zu: rc %d, expected %u:%u: %s\n", i, rc,
                         cases[i].line, cases[i].col, cases[i].message);
-            print_diags(&d);
+            cn_test_print_diags(&d);
             fail();
         }
         assert_null(doc.root);
@@ -468,7 +462,7 @@ static void test_json_syntax_errors(void **state)
             strcmp(d.items[0].message, cases[i].message)) {
             print_error("case %zu: rc %d, expected %u:%u: %s\n", i, rc,
                         cases[i].line, cases[i].col, cases[i].message);
-            print_diags(&d);
+            cn_test_print_diags(&d);
             fail();
         }
         cn_doc_free(&doc);
@@ -538,7 +532,7 @@ static void test_hostile_corpus(void **state)
             print_error("%s: rc %d, expected %d and %u:%u: %s\n", cases[i].file,
                         rc, cases[i].rc, cases[i].line, cases[i].col,
                         cases[i].message);
-            print_diags(&d);
+            cn_test_print_diags(&d);
             fail();
         }
         assert_null(doc.root);
@@ -611,7 +605,7 @@ static void test_binary_bytes(void **state)
             strcmp(d.items[0].message, cases[i].message)) {
             print_error("case %zu: rc %d, expected %u:%u: %s\n", i, rc,
                         cases[i].line, cases[i].col, cases[i].message);
-            print_diags(&d);
+            cn_test_print_diags(&d);
             fail();
         }
         cn_doc_free(&doc);
@@ -647,7 +641,7 @@ static void test_random_garbage(void **state)
              strncmp(d.items[0].message, "invalid JSON: ", 14))) {
             print_error("round %d (%zu bytes, %u lines): rc %d\n", round, len,
                         lines, rc);
-            print_diags(&d);
+            cn_test_print_diags(&d);
             fail();
         }
         cn_doc_free(&doc);
@@ -798,7 +792,7 @@ static void expect_limit(const char *text, size_t len, int rc, unsigned line,
     double took = now() - t0;
     if (got != rc) {
         print_error("rc %d, expected %d\n", got, rc);
-        print_diags(&d);
+        cn_test_print_diags(&d);
         fail();
     }
     assert_diag(&d, line, col, msg);
@@ -1161,7 +1155,7 @@ static double best_load_time(const char *text, size_t len, int expect_rc)
         double took = now() - t0;
         if (rc != expect_rc) {
             print_error("rc %d, expected %d\n", rc, expect_rc);
-            print_diags(&d);
+            cn_test_print_diags(&d);
             fail();
         }
         cn_doc_free(&doc);

@@ -16,6 +16,7 @@
 #include "canary/doc.h"
 #include "canary/policy.h"
 #include "canary/status.h"
+#include "checks.h"
 
 #define EPS 1e-12
 
@@ -44,13 +45,6 @@ static int load(const char *yaml, cn_policy *p, cn_diags *d)
     return load_named("p.yaml", yaml, p, d);
 }
 
-static void dump(const cn_diags *d)
-{
-    for (size_t i = 0; i < d->count; i++)
-        print_message("  %s:%u:%u: %s\n", d->items[i].file, d->items[i].line,
-                      d->items[i].col, d->items[i].message);
-}
-
 /* Asserts some diagnostic contains needle, at line:col; what names the
  * case in the failure message. */
 static void expect_diag_in(const char *what, const cn_diags *d, unsigned line,
@@ -58,11 +52,11 @@ static void expect_diag_in(const char *what, const cn_diags *d, unsigned line,
 {
     long i = cn_diags_find(d, needle);
     if (i < 0) {
-        dump(d);
+        cn_test_print_diags(d);
         fail_msg("%s: no diagnostic contains \"%s\"", what, needle);
     }
     if (d->items[i].line != line || d->items[i].col != col) {
-        dump(d);
+        cn_test_print_diags(d);
         fail_msg("%s: \"%s\" reported at %u:%u, expected %u:%u", what, needle,
                  d->items[i].line, d->items[i].col, line, col);
     }
@@ -89,7 +83,7 @@ static void run_error_cases(const error_case *cases, size_t n)
         cn_diags d;
         int rc = load(cases[i].yaml, &p, &d);
         if (rc != CN_EINVAL || cn_diags_total(&d) != 1) {
-            dump(&d);
+            cn_test_print_diags(&d);
             fail_msg("case '%s': rc %d with %zu diagnostics, expected CN_EINVAL "
                      "with 1", cases[i].what, rc, cn_diags_total(&d));
         }
@@ -299,7 +293,7 @@ static void test_load_full(void **state)
     cn_diags d;
     int rc = load(full_yaml, &p, &d);
     if (rc)
-        dump(&d);
+        cn_test_print_diags(&d);
     assert_int_equal(rc, CN_OK);
     assert_int_equal(cn_diags_total(&d), 0);
     check_full_top(&p);
@@ -724,7 +718,7 @@ static void test_ai_override_tightens(void **state)
     int rc = load(AI_BASE "    thresholds:\n      latency: {min: 6}\n"
                           "      error-rate: {max: 0.5%, min: 0}\n", &p, &d);
     if (rc)
-        dump(&d);
+        cn_test_print_diags(&d);
     assert_int_equal(rc, CN_OK);
     const cn_threshold_override *o = p.ai.analysis.thresholds;
     assert_int_equal(p.ai.analysis.threshold_count, 2);
@@ -827,7 +821,7 @@ static void test_many_errors_in_one_run(void **state)
                   &p, &d);
     assert_int_equal(rc, CN_EINVAL);
     if (cn_diags_total(&d) != 6)
-        dump(&d);
+        cn_test_print_diags(&d);
     assert_int_equal(cn_diags_total(&d), 6);
     expect_diag(&d, 3, 11, "'growth' must be greater than 1");
     expect_diag(&d, 4, 9, "'bake' expects a duration with a unit");
@@ -885,7 +879,7 @@ static void test_json_tier_keys(void **state)
     int rc = load_named("p.json", "{\"name\": \"x\", \"risk\": {\"tier\": {\"0\": 4, "
                         "\"3\": 0.5, \"9\": 0.1}}}", &p, &d);
     if (rc)
-        dump(&d);
+        cn_test_print_diags(&d);
     assert_int_equal(rc, CN_OK);
     assert_true(p.risk.has_tier[0] && p.risk.has_tier[3] && p.risk.has_tier[9]);
     assert_false(p.risk.has_tier[1]);
@@ -924,7 +918,7 @@ static void test_max_bake_at_longest_bake(void **state)
         cn_diags d;
         int rc = load(ok[i], &p, &d);
         if (rc)
-            dump(&d);
+            cn_test_print_diags(&d);
         assert_int_equal(rc, CN_OK);
         cn_policy_free(&p);
         cn_diags_free(&d);
@@ -950,7 +944,7 @@ static void test_baseline_slack_forms(void **state)
         cn_diags d;
         int rc = load(ok[i].yaml, &p, &d);
         if (rc)
-            dump(&d);
+            cn_test_print_diags(&d);
         assert_int_equal(rc, CN_OK);
         assert_float_equal(p.analysis.metrics[0].baseline.slack, ok[i].slack, EPS);
         cn_policy_free(&p);
@@ -1029,7 +1023,7 @@ static void test_templates_accepted(void **state)
                   "      threshold: {max: 1}\n",
                   &p, &d);
     if (rc)
-        dump(&d);
+        cn_test_print_diags(&d);
     assert_int_equal(rc, CN_OK);
     assert_string_equal(p.analysis.metrics[1].source.url,
                         "http://j/{{ service }}?v={{version}}");
@@ -1277,7 +1271,7 @@ static void test_set_loads_sorted_policy_files(void **state)
     cn_diags_init(&d);
     int rc = cn_policy_set_load_dir(&set, t.path, &d);
     if (rc)
-        dump(&d);
+        cn_test_print_diags(&d);
     assert_int_equal(rc, CN_OK);
     assert_int_equal(set.count, 2);
     assert_string_equal(set.items[0]->name, "ay");
@@ -1305,7 +1299,7 @@ static void test_set_loads_json_policies(void **state)
     cn_diags_init(&d);
     int rc = cn_policy_set_load_dir(&set, t.path, &d);
     if (rc)
-        dump(&d);
+        cn_test_print_diags(&d);
     assert_int_equal(rc, CN_OK);
     assert_int_equal(set.count, 2);
     assert_string_equal(set.items[0]->name, "jay");
@@ -1400,7 +1394,7 @@ static void test_shipped_policies(void **state)
     cn_diags_init(&d);
     int rc = cn_policy_set_load_dir(&set, dir, &d);
     if (rc || cn_diags_total(&d))
-        dump(&d);
+        cn_test_print_diags(&d);
     assert_int_equal(rc, CN_OK);
     assert_int_equal(cn_diags_total(&d), 0);
     assert_int_equal(set.count, 3);

@@ -15,6 +15,7 @@
 
 #include "canary/schema.h"
 #include "canary/status.h"
+#include "checks.h"
 
 /* cmocka 1.1.5 only compares floats. */
 #define assert_near(actual, expected) \
@@ -28,13 +29,6 @@ static void assert_near_at(double actual, double expected, const char *file,
     _fail(file, line);
 }
 
-static void print_diags(const cn_diags *d)
-{
-    for (size_t i = 0; i < d->count; i++)
-        print_error("  %u:%u: %s\n", d->items[i].line, d->items[i].col,
-                    d->items[i].message);
-}
-
 /* Fails unless entry i of d is exactly this message at this position. */
 #define assert_diag_n(d, i, line, col, msg) \
     assert_diag_n_at((d), (i), (line), (col), (msg), __FILE__, __LINE__)
@@ -46,7 +40,7 @@ static void assert_diag_n_at(const cn_diags *d, size_t i, unsigned line,
         !strcmp(d->items[i].message, msg))
         return;
     print_error("expected entry %zu to be %u:%u: %s\ngot:\n", i, line, col, msg);
-    print_diags(d);
+    cn_test_print_diags(d);
     _fail(file, at);
 }
 
@@ -327,7 +321,7 @@ static void load_doc(fixture *fx, const char *text)
     cn_diags_init(&fx->d);
     cn_arena_init(&fx->arena, 0);
     if (cn_doc_load_buffer(&fx->doc, "f.yaml", text, strlen(text), &fx->d)) {
-        print_diags(&fx->d);
+        cn_test_print_diags(&fx->d);
         fail_msg("document did not parse");
     }
     cn_loader_init(&fx->ld, "f.yaml", &fx->d, &fx->arena);
@@ -358,7 +352,7 @@ static void expect_one(const char *text, unsigned line, unsigned col,
     load(&fx, text);
     if (fx.d.count != 1 || fx.ld.errors != 1) {
         print_error("for:\n%s", text);
-        print_diags(&fx.d);
+        cn_test_print_diags(&fx.d);
         fail_msg("expected exactly one problem, got %zu (%u errors)",
                  fx.d.count, fx.ld.errors);
     }
@@ -392,7 +386,7 @@ static void test_load_map_valid(void **state)
               "tags: [a, \"b c\", 'd']\n"
               "nested: {weight: 2.5, on: true}\n"
               "score: 0\n");
-    print_diags(&fx.d);
+    cn_test_print_diags(&fx.d);
     assert_int_equal(fx.d.count, 0);
     assert_int_equal(fx.ld.errors, 0);
     assert_int_equal(fx.present, 0x7ff);
@@ -612,7 +606,7 @@ static void test_wrong_types(void **state)
             print_error("case %zu:\n%sexpected %u:%u: %s\ngot:\n", i,
                         cases[i].text, cases[i].line, cases[i].col,
                         cases[i].message);
-            print_diags(&fx.d);
+            cn_test_print_diags(&fx.d);
             fail();
         }
         /* a rejected value leaves the default in place */

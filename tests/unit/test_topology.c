@@ -12,6 +12,7 @@
 
 #include "canary/status.h"
 #include "canary/topology.h"
+#include "checks.h"
 #include "proc.h"
 
 /* cmocka 1.1.5 only compares floats; reach needs doubles. */
@@ -26,13 +27,6 @@ static void assert_near_at(double actual, double expected, const char *file,
     _fail(file, line);
 }
 
-static void print_diags(const cn_diags *d)
-{
-    for (size_t i = 0; i < d->count; i++)
-        print_error("  %u:%u: %s\n", d->items[i].line, d->items[i].col,
-                    d->items[i].message);
-}
-
 /* Fails unless d holds exactly this message at exactly this position. */
 #define assert_diag(d, line, col, msg) \
     assert_diag_at((d), (line), (col), (msg), __FILE__, __LINE__)
@@ -44,7 +38,7 @@ static void assert_diag_at(const cn_diags *d, unsigned line, unsigned col,
             !strcmp(d->items[i].message, msg))
             return;
     print_error("expected %u:%u: %s\ngot:\n", line, col, msg);
-    print_diags(d);
+    cn_test_print_diags(d);
     _fail(file, at);
 }
 
@@ -67,7 +61,7 @@ static void load_ok_at(cn_topology *t, cn_diags *d, const char *text,
     if (rc == CN_OK && d->count == 0)
         return;
     print_error("load returned %d with:\n", rc);
-    print_diags(d);
+    cn_test_print_diags(d);
     _fail(file, at);
 }
 
