@@ -30,7 +30,7 @@ SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all
 endif
 
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lhttp_parser -lm
 TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS) 2>/dev/null)
 
@@ -47,6 +47,9 @@ INTEG_SRCS := $(wildcard tests/integration/test_*.c)
 INTEG_BINS := $(INTEG_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(wildcard tests/support/*.c)
 TEST_HELPER_OBJS := $(TEST_HELPERS:tests/support/%.c=$(BUILD)/support/%.o)
+# Servers the integration tests and benchmarks start (e.g. the fake metrics server).
+FAKE_SRCS := $(wildcard tests/fake/*.c)
+FAKE_BINS := $(FAKE_SRCS:tests/fake/%.c=$(BUILD)/fake/%)
 BENCH_SRCS := $(wildcard tests/bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 
@@ -80,14 +83,19 @@ $(BUILD)/tests/%: tests/integration/%.c $(TEST_HELPER_OBJS) | $(BUILD)/tests
 $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libcanary.a | $(BUILD)/bench
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/obj $(BUILD)/tests $(BUILD)/support $(BUILD)/bench:
+$(BUILD)/fake/%: tests/fake/%.c $(BUILD)/libcanary.a | $(BUILD)/fake
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/obj $(BUILD)/tests $(BUILD)/support $(BUILD)/bench $(BUILD)/fake:
 	mkdir -p $@
 
 # Runs every suite even when one fails, then fails if any did.
-check: $(BUILD)/canary $(UNIT_BINS) $(INTEG_BINS)
+TEST_ENV = CANARY_BIN=$(CURDIR)/$(BUILD)/canary CANARY_SRC=$(CURDIR) \
+	CANARY_FAKE_DIR=$(CURDIR)/$(BUILD)/fake
+check: $(BUILD)/canary $(UNIT_BINS) $(INTEG_BINS) $(FAKE_BINS)
 	@failed=0; for t in $(UNIT_BINS) $(INTEG_BINS); do \
 		echo "== $$t"; \
-		CANARY_BIN=$(CURDIR)/$(BUILD)/canary CANARY_SRC=$(CURDIR) $$t || failed=1; \
+		$(TEST_ENV) $$t || failed=1; \
 	done; \
 	if [ $$failed = 0 ]; then echo "all suites passed ($(BUILD))"; \
 	else echo "some suites FAILED ($(BUILD))"; exit 1; fi
@@ -102,18 +110,17 @@ demo: deps
 
 VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
-valgrind: $(BUILD)/canary $(UNIT_BINS) $(INTEG_BINS)
+valgrind: $(BUILD)/canary $(UNIT_BINS) $(INTEG_BINS) $(FAKE_BINS)
 	@failed=0; for t in $(UNIT_BINS); do \
-		echo "== valgrind $$t"; CANARY_SRC=$(CURDIR) $(VALGRIND) $$t || failed=1; \
+		echo "== valgrind $$t"; $(TEST_ENV) $(VALGRIND) $$t || failed=1; \
 	done; \
 	for t in $(INTEG_BINS); do \
 		echo "== $$t (binary under valgrind)"; \
-		CANARY_BIN=$(CURDIR)/$(BUILD)/canary CANARY_SRC=$(CURDIR) \
-		CANARY_WRAPPER="$(VALGRIND)" $$t || failed=1; \
+		$(TEST_ENV) CANARY_WRAPPER="$(VALGRIND)" $$t || failed=1; \
 	done; exit $$failed
 
-bench: $(BUILD)/canary $(BENCH_BINS)
-	@for b in $(BENCH_BINS); do CANARY_BIN=$(CURDIR)/$(BUILD)/canary $$b; done
+bench: $(BUILD)/canary $(BENCH_BINS) $(FAKE_BINS)
+	@for b in $(BENCH_BINS); do $(TEST_ENV) $$b; done
 
 # Installs what is missing, as root; otherwise prints the command to run.
 deps:

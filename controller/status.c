@@ -10,6 +10,8 @@ const char *cn_strerror(int status)
     case CN_ELIMIT: return "input exceeds a safety limit";
     case CN_ESPAWN: return "child process failed";
     case CN_ENOTFOUND: return "not found";
+    case CN_EEXIST: return "already exists";
+    case CN_ESTORE: return "state database error";
     default: return "unknown error";
     }
 }

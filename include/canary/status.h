@@ -16,7 +16,9 @@ enum {
     CN_EIO = -3,     /* reading or writing a file or pipe failed */
     CN_ELIMIT = -4,  /* input exceeds a safety limit (size, depth, nodes) */
     CN_ESPAWN = -5,  /* a child process could not be started or failed */
-    CN_ENOTFOUND = -6 /* a named thing (file, service, policy) does not exist */
+    CN_ENOTFOUND = -6, /* a named thing (file, service, policy) does not exist */
+    CN_EEXIST = -7,   /* the thing to create exists already (a rollout id) */
+    CN_ESTORE = -8    /* the state database failed or is not ours */
 };
 
 /* A short, static, lower-case description of a status code. */

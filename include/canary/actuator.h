@@ -1,0 +1,74 @@
+/*
+ * actuator.h: moving traffic: calling the policy's actuator (shell).
+ *
+ * Contract (shared/design.md section 4): an exec actuator is the policy's
+ * argv run with uv_spawn (no shell) in its own process group, with the
+ * parent's environment plus CANARY_ROLLOUT, CANARY_SERVICE, CANARY_VERSION,
+ * CANARY_PREVIOUS_VERSION, CANARY_STAGE (1-based; 0 on rollback),
+ * CANARY_WEIGHT (percent of traffic on the new version: "0.5", "100", "0")
+ * and CANARY_ACTION (advance, rollback, complete). Exit status 0 means
+ * applied. An http actuator POSTs the same fields as a JSON object
+ * {"rollout","service","version","previous_version","stage","weight"
+ * (number, percent),"action"} to its URL; any 2xx means applied.
+ * Each attempt is bounded by the policy's timeout (then SIGTERM to the
+ * group, SIGKILL one second later). A failed attempt is retried up to
+ * `retries` times, after backoff, 2 x backoff, 4 x backoff... (capped at
+ * one minute). Output (stdout and stderr, or the reply body) is captured,
+ * the last 2 KiB of each attempt kept. Calls are idempotent by contract, so
+ * a retry or a resume may apply the same stage again.
+ */
+#ifndef CANARY_ACTUATOR_H
+#define CANARY_ACTUATOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "canary/http_client.h"
+#include "canary/policy.h"
+#include "canary/rollout.h"
+
+typedef struct cn_actuation {
+    cn_apply_kind kind;
+    unsigned stage;   /* 0 for a rollback */
+    double weight;    /* fraction 0..1 */
+    const char *rollout, *service, *version, *previous_version;
+} cn_actuation;
+
+/* One attempt, reported as it ends (for the event log). what: "exit 0 in
+ * 12 ms", "exit 1 in 3 ms", "killed after timeout 30s", "HTTP 503 in 4 ms",
+ * "connection refused (...)", "could not start: No such file or directory". */
+typedef struct cn_attempt {
+    unsigned number;    /* 1-based */
+    bool ok;
+    bool last;          /* no retry follows (ok, or retries exhausted) */
+    int64_t retry_in_ms;/* when not last: the backoff before the next */
+    const char *what;
+    const char *output; /* captured output, last 2 KiB, "" when none */
+} cn_attempt;
+
+typedef void (*cn_attempt_cb)(void *ctx, const cn_attempt *a);
+/* Called once, after the last attempt: ok, and how many attempts it took. */
+typedef void (*cn_actuation_done)(void *ctx, bool ok, unsigned attempts);
+
+typedef struct cn_actuator_call cn_actuator_call;
+
+/* Starts a; everything is copied. http is used by http actuators (may be
+ * NULL for exec ones). on_attempt may be NULL. CN_OK, CN_EINVAL (err says:
+ * no actuator configured), CN_ENOMEM; on error no callback is called. A
+ * program that cannot be started is a failed attempt, not an error here. */
+int cn_actuator_start(cn_actuator_call **out, uv_loop_t *loop, cn_http *http,
+                      const cn_actuator *cfg, const cn_actuation *a, cn_attempt_cb on_attempt,
+                      cn_actuation_done done, void *ctx, char *err, size_t errlen);
+
+/* Stops a call in flight: kills its process group, cancels its request or
+ * backoff; no callback follows. The call is freed once the loop has closed
+ * its handles. */
+void cn_actuator_cancel(cn_actuator_call *c);
+
+/* CANARY_WEIGHT's text for a fraction: 0.005 -> "0.5", 1 -> "100", 0 -> "0". */
+void cn_format_weight(char *buf, size_t len, double fraction);
+/* "advance", "rollback", "complete". */
+const char *cn_apply_kind_name(cn_apply_kind k);
+
+#endif
