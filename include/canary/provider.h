@@ -9,11 +9,16 @@
  * CN_READING_NODATA naming what was wrong (shared/design.md section 4):
  *   prometheus  GET {address}/api/v1/query?query={URL-encoded query}
  *               a vector with exactly one series (or several, combined by
- *               reduce: sum|max|min|avg) or a scalar; an empty vector is
- *               nodata; "NaN" is read as NaN, "+Inf" as Inf (analysis judges
- *               them: nodata and error)
- *   json        GET {url}; the number at an RFC 6901 pointer; null is nodata
- * Values are read as given; judging them is analysis.h's job.
+ *               reduce: sum|max|min|avg; a NaN in any series makes the
+ *               result NaN) or a scalar; an empty vector is nodata; "NaN"
+ *               is read as NaN, "+Inf" as Inf (analysis judges them:
+ *               nodata and error)
+ *   json        GET {url}; the number at an RFC 6901 pointer (empty or
+ *               NULL: the whole document); null is nodata; a missing value,
+ *               a string or any other non-number is an error
+ * Values are read as given; judging them is analysis.h's job. A reading's
+ * detail is always terminated, valid UTF-8 without control characters, and
+ * ends in "..." when it was cut to fit.
  */
 #ifndef CANARY_PROVIDER_H
 #define CANARY_PROVIDER_H
@@ -29,35 +34,46 @@ typedef struct cn_template_vars {
     unsigned stage;
 } cn_template_vars;
 
-/* Replaces every {{name}} (spaces inside the braces allowed) in tmpl.
- * *out is malloc'd. CN_EINVAL for an unknown name or an unclosed "{{" (err
- * names it; the policy loader rejects both, so only hand-made input gets
- * here), CN_ENOMEM. A NULL value expands to "". */
+/* Replaces every {{name}} (spaces inside the braces allowed) in tmpl with
+ * its value as is; text outside templates is copied unchanged. *out is
+ * malloc'd (NULL on failure). CN_EINVAL for an unknown name or an unclosed
+ * "{{" (err names it; the policy loader rejects both, so only hand-made
+ * input gets here) or a NULL tmpl or v, CN_ENOMEM. A NULL value expands to
+ * "", stage to its decimal number. */
 int cn_template_expand(const char *tmpl, const cn_template_vars *v, char **out,
                        char *err, size_t errlen);
 
-/* The URL to GET for src (prometheus or json) with v; *out is malloc'd. */
+/* The URL to GET for src (prometheus or json) with v; *out is malloc'd.
+ * Values filled into the address or url are percent-encoded (RFC 3986:
+ * all but ALPHA DIGIT - . _ ~), so a value can neither break the URL nor
+ * add to it; the query is expanded first, then encoded whole. One trailing
+ * '/' of the address is dropped. CN_EINVAL for any other kind, a missing
+ * address, query or url, or a bad template; CN_ENOMEM. */
 int cn_source_url(const cn_source *src, const cn_template_vars *v, char **out,
                   char *err, size_t errlen);
 
 /* The request headers of src, as "Name: value" strings: "Authorization:
  * Bearer <$bearer_token_env>" and each headers entry from its variable. A
  * variable unset or empty is CN_EINVAL naming it (a request without its
- * credentials would only fail later, less clearly). Free with
+ * credentials would only fail later, less clearly), and so is a value with
+ * a line break or another control character but tab (it would end the
+ * header and start another). Messages never show a value. Free with
  * cn_source_headers_free() in every case. */
 int cn_source_headers(const cn_source *src, char ***headers, size_t *count,
                       char *err, size_t errlen);
 void cn_source_headers_free(char **headers, size_t count);
 
 /* The reading of one reply. transport_error non-NULL (the request failed)
- * and a status outside 200..299 are errors; body need not be
- * NUL-terminated. */
+ * and a status outside 200..299 are errors (with the text of a JSON
+ * {"error": ...} body when there is one); body need not be NUL-terminated.
+ * pointer must be expanded already. */
 cn_reading cn_prometheus_reading(int reduce, long status, const char *body, size_t len,
                                  const char *transport_error);
 cn_reading cn_json_reading(const char *pointer, long status, const char *body, size_t len,
                            const char *transport_error);
-/* Dispatches on src->kind. */
-cn_reading cn_source_reading(const cn_source *src, long status, const char *body, size_t len,
-                             const char *transport_error);
+/* Dispatches on src->kind; v fills the templates of a json pointer (each
+ * value escaped as a pointer token: '~' as ~0, '/' as ~1). */
+cn_reading cn_source_reading(const cn_source *src, const cn_template_vars *v, long status,
+                             const char *body, size_t len, const char *transport_error);
 
 #endif
