@@ -10,8 +10,13 @@
  * room for what comes next: attempts (--new-attempt), operator intents, a
  * lease per rollout (one driver), and a hash chain over events (audit);
  * PRAGMA user_version is the schema version, and a database from a newer
- * canary is refused rather than misread. Functions return CN_OK or a
- * CN_E* code with the reason in err; nothing here exits or prints.
+ * canary, or a database that is not canary's, is refused rather than
+ * misread or changed. docs/state.md describes the tables.
+ *
+ * Functions return CN_OK or a CN_E* code with the reason in err (which may
+ * be NULL); nothing here exits or prints. A damaged file gives CN_ESTORE,
+ * never a crash. A cn_store is one connection, for one thread; several
+ * processes may open the same file (writers wait up to 5 s for each other).
  */
 #ifndef CANARY_STORE_H
 #define CANARY_STORE_H
@@ -22,14 +27,18 @@
 
 typedef struct cn_store cn_store;
 
-/* Opens (creating the file, and its directory if that is missing) the
- * database at path. CN_ESTORE when it cannot be opened or is not a canary
- * database. */
+/* Opens the database at path, creating the file, and its directory (the
+ * last component only, mode 0700) when that is missing, and the schema when
+ * the file is empty. *out is NULL on failure. CN_ESTORE when it cannot be
+ * opened or is not a canary database (err names the path); CN_EINVAL when
+ * path is NULL or empty. */
 int cn_store_open(cn_store **out, const char *path, char *err, size_t errlen);
+/* Closes s (NULL is fine). */
 void cn_store_close(cn_store *s);
 
 /* A rollout as stored. Strings are owned by the caller when writing, and by
- * the row (free with cn_rollout_row_free) when read. */
+ * the row (free with cn_rollout_row_free) when read. id, service, version
+ * and state are required; the other strings may be NULL. */
 typedef struct cn_rollout_row {
     char *id;
     int attempt;            /* 1 for the first */
@@ -45,13 +54,18 @@ typedef struct cn_rollout_row {
     int64_t created_ms, updated_ms; /* wall clock, ms since the epoch */
 } cn_rollout_row;
 
+/* Frees the strings of a row read by cn_store_get and zeroes it; safe on a
+ * zeroed row and on NULL. */
 void cn_rollout_row_free(cn_rollout_row *row);
 
-/* Inserts row (state, stage, weight... as given). CN_EEXIST when the id is
- * already stored (err says in which state). */
+/* Inserts row (state, stage, weight... as given) and the row of its attempt,
+ * in one transaction. CN_EEXIST when the id is already stored (err says in
+ * which state and attempt); CN_EINVAL when a required string is missing,
+ * attempt is below 1 or weight is not finite. */
 int cn_store_create(cn_store *s, const cn_rollout_row *row, char *err, size_t errlen);
 
-/* Reads the rollout id into *row. CN_ENOTFOUND when there is none. */
+/* Reads the rollout id into *row (zeroed first). CN_ENOTFOUND when there is
+ * none. */
 int cn_store_get(cn_store *s, const char *id, cn_rollout_row *row, char *err, size_t errlen);
 
 /* One entry of the event log. */
@@ -72,13 +86,20 @@ typedef struct cn_store_state {
     const char *machine_json; /* may be NULL: keep the stored one */
 } cn_store_state;
 
-/* Appends ev to rollout id's log and sets its state, in one transaction,
- * durably. seq (may be NULL) receives the event's sequence number. */
+/* Appends ev to rollout id's log (under its current attempt) and sets its
+ * state and updated_ms (= ev->time_ms), in one transaction, durably. An
+ * exit_code other than -1 also closes the attempt (ended_ms, exit_code).
+ * seq (may be NULL) receives the event's sequence number, which increases
+ * across the whole database. CN_ENOTFOUND when the rollout does not exist,
+ * CN_EINVAL when type, actor, detail or state is NULL or weight is not
+ * finite. On any failure nothing is written. */
 int cn_store_record(cn_store *s, const char *id, const cn_store_event *ev,
                     const cn_store_state *st, int64_t *seq, char *err, size_t errlen);
 
-/* Calls fn for each event of rollout id in order; stops early when fn
- * returns non-zero. The strings are valid during the call only. */
+/* Calls fn for each event of rollout id (all attempts) in order; stops early,
+ * returning CN_OK, when fn returns non-zero. The strings are valid during
+ * the call only. fn may read the store but must not close it.
+ * CN_ENOTFOUND when the rollout does not exist. */
 typedef int (*cn_store_event_fn)(void *ctx, int64_t seq, const cn_store_event *ev);
 int cn_store_events(cn_store *s, const char *id, cn_store_event_fn fn, void *ctx,
                     char *err, size_t errlen);

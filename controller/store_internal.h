@@ -1,0 +1,63 @@
+/*
+ * store_internal.h: what store.c (opening, schema) and store_rows.c
+ * (reading and writing rollouts and events) share.
+ *
+ * Contract: a cn_store owns one SQLite connection, a copy of its path for
+ * messages, and the statements it runs often, prepared once at open and
+ * finalized at close. The helpers put a message into the caller's err
+ * buffer (which may be NULL) and return the CN_E* code to pass on.
+ */
+#ifndef CANARY_STORE_INTERNAL_H
+#define CANARY_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+
+#include "canary/store.h"
+
+#if defined(__GNUC__)
+#define CN_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define CN_PRINTF(f, a)
+#endif
+
+/* The cached statements; the SQL is in store.c. */
+enum {
+    ST_BEGIN,          /* BEGIN IMMEDIATE */
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_FIND,           /* state, attempt of a rollout */
+    ST_INSERT_ROLLOUT,
+    ST_INSERT_ATTEMPT,
+    ST_GET,            /* every column of a rollout */
+    ST_SET_STATE,
+    ST_APPEND,         /* an event, under the rollout's current attempt */
+    ST_END_ATTEMPT,
+    ST_COUNT
+};
+
+struct cn_store {
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *st[ST_COUNT];
+};
+
+/* Formats a message into err and returns code. */
+int cn_store_fail(char *err, size_t errlen, int code, const char *fmt, ...) CN_PRINTF(4, 5);
+
+/* Formats "<what>: <sqlite's reason>" into err for the failure rc, and
+ * returns CN_ESTORE (CN_ENOMEM when SQLite ran out of memory). Call it
+ * before anything else runs on the connection, which would replace the
+ * reason. */
+int cn_store_fail_db(cn_store *s, char *err, size_t errlen, int rc, const char *fmt, ...)
+    CN_PRINTF(5, 6);
+
+/* Steps a statement that returns no rows and resets it: SQLITE_OK, or the
+ * error code (the reason stays readable through sqlite3_errmsg). */
+int cn_store_run(sqlite3_stmt *st);
+
+/* Rolls back the open transaction, if any; errors are ignored, because a
+ * failed rollback leaves nothing committed either. */
+void cn_store_rollback(cn_store *s);
+
+#endif

@@ -1,0 +1,357 @@
+/* Reading and writing rollouts and their events. Every write is one
+ * transaction taken with BEGIN IMMEDIATE (the write lock up front, so two
+ * writers queue on the busy timeout instead of one failing half-way), and
+ * every value travels as a bound parameter. */
+#include "canary/store.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "canary/status.h"
+#include "store_internal.h"
+
+static int bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    /* SQLITE_STATIC: the caller's strings outlive the step that uses them. */
+    return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+/* ---- rows --------------------------------------------------------------- */
+
+void cn_rollout_row_free(cn_rollout_row *row)
+{
+    if (!row)
+        return;
+    char *strings[] = {row->id,     row->service, row->version, row->previous_version,
+                       row->author, row->policy,  row->plan_json, row->state,
+                       row->machine_json};
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
+        free(strings[i]);
+    memset(row, 0, sizeof *row);
+}
+
+static int check_row(const cn_rollout_row *row, char *err, size_t errlen)
+{
+    if (!row || !row->id || !*row->id)
+        return cn_store_fail(err, errlen, CN_EINVAL, "a rollout to store needs an id");
+    if (!row->service || !row->version || !row->state)
+        return cn_store_fail(err, errlen, CN_EINVAL,
+                             "rollout '%s' lacks its service, version or state", row->id);
+    if (row->attempt < 1)
+        return cn_store_fail(err, errlen, CN_EINVAL,
+                             "rollout '%s' has attempt %d; attempts count from 1", row->id,
+                             row->attempt);
+    if (!isfinite(row->weight))
+        return cn_store_fail(err, errlen, CN_EINVAL, "rollout '%s' has a weight that is not a number",
+                             row->id);
+    return CN_OK;
+}
+
+/* Looks the rollout up with ST_FIND: SQLITE_ROW (the statement then holds
+ * its state and attempt until the caller resets it), SQLITE_DONE when there
+ * is none, or an error. */
+static int find(cn_store *s, const char *id)
+{
+    sqlite3_stmt *st = s->st[ST_FIND];
+    int rc = bind_text(st, 1, id);
+    return rc == SQLITE_OK ? sqlite3_step(st) : rc;
+}
+
+int cn_store_create(cn_store *s, const cn_rollout_row *row, char *err, size_t errlen)
+{
+    if (!s)
+        return cn_store_fail(err, errlen, CN_EINVAL, "no store");
+    int code = check_row(row, err, errlen);
+    if (code)
+        return code;
+    int rc = cn_store_run(s->st[ST_BEGIN]);
+    if (rc == SQLITE_OK) {
+        rc = find(s, row->id);
+        if (rc == SQLITE_ROW) {
+            /* The state is the first thing an operator wants to know here:
+             * resume that rollout, or choose another id? */
+            const unsigned char *state = sqlite3_column_text(s->st[ST_FIND], 0);
+            code = cn_store_fail(err, errlen, CN_EEXIST,
+                                 "rollout '%s' already exists (state %s, attempt %lld)", row->id,
+                                 state ? (const char *)state : "unknown",
+                                 (long long)sqlite3_column_int64(s->st[ST_FIND], 1));
+            sqlite3_reset(s->st[ST_FIND]);
+            cn_store_rollback(s);
+            return code;
+        }
+        sqlite3_reset(s->st[ST_FIND]);
+        if (rc == SQLITE_DONE)
+            rc = SQLITE_OK;
+    }
+    sqlite3_stmt *st = s->st[ST_INSERT_ROLLOUT];
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 1, row->id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 2, row->attempt);
+    const char *texts[] = {row->service, row->version, row->previous_version, row->author};
+    for (int i = 0; i < 4 && rc == SQLITE_OK; i++)
+        rc = bind_text(st, 3 + i, texts[i]);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 7, row->ai_assisted ? 1 : 0);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 8, row->policy);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 9, row->plan_json);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 10, row->state);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 11, row->stage);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 12, row->stages);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_double(st, 13, row->weight);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 14, row->exit_code);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 15, row->machine_json);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 16, row->created_ms);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 17, row->updated_ms);
+    if (rc == SQLITE_OK)
+        rc = cn_store_run(st);
+    st = s->st[ST_INSERT_ATTEMPT];
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 1, row->id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(st, 2, row->attempt);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 3, row->created_ms);
+    if (rc == SQLITE_OK)
+        rc = cn_store_run(st);
+    if (rc == SQLITE_OK)
+        rc = cn_store_run(s->st[ST_COMMIT]);
+    if (rc == SQLITE_OK)
+        return CN_OK;
+    code = cn_store_fail_db(s, err, errlen, rc, "could not create rollout '%s' in '%s'", row->id,
+                            s->path);
+    cn_store_rollback(s);
+    return code;
+}
+
+/* ---- reading a rollout -------------------------------------------------- */
+
+/* A copy of a text column; NULL stays NULL. */
+static int dup_column(sqlite3_stmt *st, int i, char **out)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    if (!t) {
+        *out = NULL;
+        /* A NULL pointer for a non-NULL value means SQLite ran out of memory. */
+        return sqlite3_column_type(st, i) == SQLITE_NULL ? CN_OK : CN_ENOMEM;
+    }
+    *out = strdup((const char *)t);
+    return *out ? CN_OK : CN_ENOMEM;
+}
+
+/* An integer column in [lo, hi]; anything else means someone other than
+ * canary wrote the file, and the row is not to be trusted. */
+static bool int_column(sqlite3_stmt *st, int i, long long lo, long long hi, long long *out)
+{
+    if (sqlite3_column_type(st, i) != SQLITE_INTEGER)
+        return false;
+    *out = sqlite3_column_int64(st, i);
+    return *out >= lo && *out <= hi;
+}
+
+static int read_row(cn_store *s, sqlite3_stmt *st, cn_rollout_row *row, char *err, size_t errlen)
+{
+    char **texts[] = {&row->id,     &row->service, &row->version, &row->previous_version,
+                      &row->author, &row->policy,  &row->plan_json, &row->state,
+                      &row->machine_json};
+    static const int text_cols[] = {0, 2, 3, 4, 5, 7, 8, 9, 14};
+    for (size_t i = 0; i < sizeof text_cols / sizeof text_cols[0]; i++)
+        if (dup_column(st, text_cols[i], texts[i]))
+            return cn_store_fail(err, errlen, CN_ENOMEM, "out of memory");
+    long long attempt, ai, stage, stages, exit_code, created, updated;
+    bool ok = row->id && row->service && row->version && row->state &&
+              int_column(st, 1, 1, INT_MAX, &attempt) && int_column(st, 6, 0, 1, &ai) &&
+              int_column(st, 10, 0, UINT_MAX, &stage) && int_column(st, 11, 0, UINT_MAX, &stages) &&
+              int_column(st, 13, INT_MIN, INT_MAX, &exit_code) &&
+              int_column(st, 15, LLONG_MIN, LLONG_MAX, &created) &&
+              int_column(st, 16, LLONG_MIN, LLONG_MAX, &updated) &&
+              (sqlite3_column_type(st, 12) == SQLITE_FLOAT ||
+               sqlite3_column_type(st, 12) == SQLITE_INTEGER) &&
+              isfinite(sqlite3_column_double(st, 12));
+    if (!ok)
+        return cn_store_fail(err, errlen, CN_ESTORE,
+                             "rollout '%s' in '%s' is damaged: a column is missing or out of range",
+                             row->id ? row->id : "?", s->path);
+    row->attempt = (int)attempt;
+    row->ai_assisted = ai != 0;
+    row->stage = (unsigned)stage;
+    row->stages = (unsigned)stages;
+    row->weight = sqlite3_column_double(st, 12);
+    row->exit_code = (int)exit_code;
+    row->created_ms = created;
+    row->updated_ms = updated;
+    return CN_OK;
+}
+
+int cn_store_get(cn_store *s, const char *id, cn_rollout_row *row, char *err, size_t errlen)
+{
+    if (!row)
+        return cn_store_fail(err, errlen, CN_EINVAL, "no row to read into");
+    memset(row, 0, sizeof *row);
+    if (!s || !id)
+        return cn_store_fail(err, errlen, CN_EINVAL, "no store or no rollout id");
+    sqlite3_stmt *st = s->st[ST_GET];
+    int code = CN_OK;
+    int rc = bind_text(st, 1, id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        code = read_row(s, st, row, err, errlen);
+    else if (rc == SQLITE_DONE)
+        code = cn_store_fail(err, errlen, CN_ENOTFOUND, "no rollout '%s' in '%s'", id, s->path);
+    else
+        code = cn_store_fail_db(s, err, errlen, rc, "could not read rollout '%s' from '%s'", id,
+                                s->path);
+    sqlite3_reset(st);
+    if (code)
+        cn_rollout_row_free(row);
+    return code;
+}
+
+/* ---- the event log ------------------------------------------------------ */
+
+static int set_state(cn_store *s, const char *id, const cn_store_event *ev,
+                     const cn_store_state *st)
+{
+    sqlite3_stmt *u = s->st[ST_SET_STATE];
+    int rc = bind_text(u, 1, id);
+    if (rc == SQLITE_OK)
+        rc = bind_text(u, 2, st->state);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(u, 3, st->stage);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_double(u, 4, st->weight);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(u, 5, st->exit_code);
+    if (rc == SQLITE_OK)
+        rc = bind_text(u, 6, st->machine_json);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(u, 7, ev->time_ms);
+    return rc == SQLITE_OK ? cn_store_run(u) : rc;
+}
+
+static int append(cn_store *s, const char *id, const cn_store_event *ev)
+{
+    sqlite3_stmt *a = s->st[ST_APPEND];
+    int rc = bind_text(a, 1, id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(a, 2, ev->time_ms);
+    if (rc == SQLITE_OK)
+        rc = bind_text(a, 3, ev->type);
+    if (rc == SQLITE_OK)
+        rc = bind_text(a, 4, ev->actor);
+    if (rc == SQLITE_OK)
+        rc = bind_text(a, 5, ev->detail);
+    if (rc == SQLITE_OK)
+        rc = bind_text(a, 6, ev->data_json);
+    return rc == SQLITE_OK ? cn_store_run(a) : rc;
+}
+
+static int end_attempt(cn_store *s, const char *id, const cn_store_event *ev,
+                       const cn_store_state *st)
+{
+    sqlite3_stmt *e = s->st[ST_END_ATTEMPT];
+    int rc = bind_text(e, 1, id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(e, 2, ev->time_ms);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int(e, 3, st->exit_code);
+    return rc == SQLITE_OK ? cn_store_run(e) : rc;
+}
+
+int cn_store_record(cn_store *s, const char *id, const cn_store_event *ev,
+                    const cn_store_state *st, int64_t *seq, char *err, size_t errlen)
+{
+    if (!s || !id || !ev || !st)
+        return cn_store_fail(err, errlen, CN_EINVAL, "no store, rollout id, event or state");
+    if (!ev->type || !ev->actor || !ev->detail || !st->state)
+        return cn_store_fail(err, errlen, CN_EINVAL,
+                             "an event for rollout '%s' lacks its type, actor, detail or state", id);
+    if (!isfinite(st->weight))
+        return cn_store_fail(err, errlen, CN_EINVAL,
+                             "event '%s' for rollout '%s' sets a weight that is not a number",
+                             ev->type, id);
+    int rc = cn_store_run(s->st[ST_BEGIN]);
+    if (rc == SQLITE_OK)
+        rc = set_state(s, id, ev, st);
+    if (rc == SQLITE_OK && sqlite3_changes(s->db) == 0) {
+        cn_store_rollback(s);
+        return cn_store_fail(err, errlen, CN_ENOTFOUND,
+                             "could not record event '%s': no rollout '%s' in '%s'", ev->type, id,
+                             s->path);
+    }
+    if (rc == SQLITE_OK)
+        rc = append(s, id, ev);
+    int64_t n = sqlite3_last_insert_rowid(s->db);
+    if (rc == SQLITE_OK && st->exit_code != -1)
+        rc = end_attempt(s, id, ev, st);
+    if (rc == SQLITE_OK)
+        rc = cn_store_run(s->st[ST_COMMIT]);
+    if (rc == SQLITE_OK) {
+        if (seq)
+            *seq = n;
+        return CN_OK;
+    }
+    int code = cn_store_fail_db(s, err, errlen, rc, "could not record event '%s' for rollout '%s' in '%s'",
+                                ev->type, id, s->path);
+    cn_store_rollback(s);
+    return code;
+}
+
+int cn_store_events(cn_store *s, const char *id, cn_store_event_fn fn, void *ctx, char *err,
+                    size_t errlen)
+{
+    if (!s || !id || !fn)
+        return cn_store_fail(err, errlen, CN_EINVAL, "no store, rollout id or callback");
+    int rc = find(s, id);
+    sqlite3_reset(s->st[ST_FIND]);
+    if (rc == SQLITE_DONE)
+        return cn_store_fail(err, errlen, CN_ENOTFOUND, "no rollout '%s' in '%s'", id, s->path);
+    if (rc != SQLITE_ROW)
+        return cn_store_fail_db(s, err, errlen, rc,
+                                "could not read the events of rollout '%s' from '%s'", id, s->path);
+    /* Prepared per call, not cached: fn may read the store, even list
+     * another rollout's events, while this statement is still stepping. */
+    sqlite3_stmt *st = NULL;
+    rc = sqlite3_prepare_v2(s->db,
+                            "SELECT seq, time_ms, type, actor, detail, data FROM events"
+                            " WHERE rollout = ?1 ORDER BY seq",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 1, id);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *texts[4];
+        for (int i = 0; i < 4; i++) {
+            const unsigned char *t = sqlite3_column_text(st, 2 + i);
+            texts[i] = t ? (const char *)t : i == 3 ? NULL : "";
+        }
+        cn_store_event ev = {.time_ms = sqlite3_column_int64(st, 1),
+                             .type = texts[0],
+                             .actor = texts[1],
+                             .detail = texts[2],
+                             .data_json = texts[3]};
+        if (fn(ctx, sqlite3_column_int64(st, 0), &ev)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+        rc = SQLITE_OK;
+    }
+    int code = rc == SQLITE_DONE ? CN_OK
+                             : cn_store_fail_db(s, err, errlen, rc,
+                                                "could not read the events of rollout '%s' from '%s'",
+                                                id, s->path);
+    sqlite3_finalize(st);
+    return code;
+}
