@@ -10,7 +10,8 @@
  * the request with an error and no body. done is called exactly once for
  * every request cn_http_start() accepted, always from the loop (never from
  * inside cn_http_start), unless the request was cancelled or the client
- * closed first.
+ * closed first. done may start, cancel or close freely: curl is never on
+ * the stack when it runs.
  */
 #ifndef CANARY_HTTP_CLIENT_H
 #define CANARY_HTTP_CLIENT_H
@@ -38,9 +39,12 @@ typedef struct cn_http_reply {
     const char *body;   /* NUL-terminated ("" when none); valid during the callback only */
     size_t len;
     const char *error;  /* NULL for a complete reply (whatever its status); else
-                           what failed, in words: "connection refused (127.0.0.1:9)",
-                           "timed out after 5s", "reply larger than 1 MiB" */
-    int64_t elapsed_ms;
+                           what failed, in words, ending with where:
+                           "connection refused (127.0.0.1:9)",
+                           "timed out after 5s (prom:9090)", "reply larger than
+                           1 MiB (prom:9090)"; status is then 0 and body "",
+                           even when a partial reply arrived */
+    int64_t elapsed_ms; /* from cn_http_start to completion, loop clock */
 } cn_http_reply;
 
 typedef void (*cn_http_done)(void *ctx, const cn_http_reply *reply);
@@ -60,8 +64,9 @@ void cn_http_cancel(cn_http *h, uint64_t id);
 /* Requests in flight. */
 size_t cn_http_active(const cn_http *h);
 
-/* Cancels every request and closes the handles; h is freed once the loop
- * has run the close callbacks (run it until it has no more handles). */
+/* Cancels every request (no done is called) and closes the handles; h is
+ * freed once the loop has run the close callbacks (run it until it has no
+ * more handles). Allowed inside a done; h must not be used afterwards. */
 void cn_http_close(cn_http *h);
 
 #endif
