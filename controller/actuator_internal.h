@@ -1,6 +1,6 @@
 /*
- * actuator_internal.h: what actuator.c (the call, its retries and its
- * exec attempts) shares with actuator_http.c (its http attempts).
+ * actuator_internal.h: what actuator.c (the call and its retries) shares
+ * with actuator_exec.c and actuator_http.c (their attempts).
  *
  * Contract: an attempt runs in one of two ways and reports its end through
  * cn__attempt_end() exactly once, from the loop, after every handle the
@@ -85,6 +85,20 @@ struct cn_actuator_call {
 /* The attempt has ended: c->what says how, c->out holds its output.
  * Reports it, then arms the retry or finishes the call. */
 void cn__attempt_end(cn_actuator_call *c, bool ok);
+
+/* Close callback of an attempt's handles: the last one reports the attempt
+ * (cn__attempt_end) unless the call was cancelled, and frees the call once
+ * nothing of it is open. */
+void cn__attempt_handle_closed(uv_handle_t *h);
+/* uv_close unless already closing. */
+void cn__close_handle(uv_handle_t *h, uv_close_cb cb);
+
+/* exec attempts (actuator_exec.c). prepare copies argv and builds the
+ * environment (CN_ENOMEM); cancel kills the group of a running attempt. */
+int cn__exec_prepare(cn_actuator_call *c, const cn_actuator *cfg, const cn_actuation *a);
+void cn__exec_attempt(cn_actuator_call *c);
+void cn__exec_cancel(cn_actuator_call *c);
+void cn__exec_free(cn_actuator_call *c);
 
 /* http attempts (actuator_http.c). */
 int cn__http_prepare(cn_actuator_call *c, const cn_actuator *cfg, const cn_actuation *a,

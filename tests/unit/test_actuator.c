@@ -2,8 +2,8 @@
  * environment for each kind of call, exit status, retries with doubling
  * backoff, captured and capped output, the time-out killing the whole
  * process group and escalating to SIGKILL, programs that cannot start,
- * cancel at every point), the start-time checks, the weight's text, and
- * the http actuator against an in-process server on 127.0.0.1. */
+ * cancel at every point), the start-time checks and the weight's text.
+ * The http actuator has its own suite, test_actuator_http.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -753,8 +753,6 @@ static void test_apply_kind_names(void **state)
 
 int main(void)
 {
-    /* A killed script's pipe must not kill the test. */
-    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_exec_env_advance, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_exec_env_replaces_stale, dir_setup,
