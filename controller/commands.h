@@ -16,8 +16,9 @@ typedef struct cn_command {
 int cn_cmd_validate(int argc, char **argv);
 int cn_cmd_plan(int argc, char **argv);
 int cn_cmd_demo(int argc, char **argv);
+int cn_cmd_run(int argc, char **argv);
 
-extern const cn_command cn_cmd_validate_def, cn_cmd_plan_def, cn_cmd_demo_def;
+extern const cn_command cn_cmd_validate_def, cn_cmd_plan_def, cn_cmd_run_def, cn_cmd_demo_def;
 
 /* Shared getopt_long loop behaviour: prints "canary CMD: unknown flag ..."
  * and the usage to stderr; returns CN_EXIT_INVALID for the caller to return. */

@@ -1,0 +1,605 @@
+#include "canary/engine.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "canary/actuator.h"
+#include "canary/provider.h"
+#include "canary/status.h"
+
+/* One source polled per tick: a metric (canary and maybe baseline) or the
+ * min_requests count. A tick skips a slot whose last poll is still out, so
+ * polls never pile up behind a slow provider. */
+typedef struct poll_slot {
+    struct cn_engine *e;
+    long metric;           /* index in the policy, -1 for min_requests */
+    const cn_source *src;
+    bool baseline;         /* also query {{previous_version}} */
+    char **headers;
+    size_t header_count;
+    unsigned outstanding;  /* replies still to come */
+    uint64_t ids[2];
+    cn_reading readings[2]; /* canary, baseline */
+} poll_slot;
+
+/* A request's context: which slot and which side of it. */
+typedef struct poll_request {
+    poll_slot *slot;
+    unsigned side;
+} poll_request;
+
+struct cn_engine {
+    cn_engine_config cfg;
+    cn_rollout_config rc;
+    cn_rollout r;
+    uv_timer_t decide_timer;
+    uv_timer_t poll_timer;
+    uv_timer_t refused_timer; /* reports an actuator call that was not made */
+    char refused_why[256];
+    unsigned open_handles;
+    bool closing;
+    cn_actuator_call *call;
+    poll_slot *slots;
+    size_t slot_count;
+    poll_request *requests; /* 2 per slot */
+    bool stepping;
+    bool shutdown_due, shutdown_detach;
+    bool store_failed;
+    bool stopped_for_store; /* the stop after a failed record is asked once */
+    bool finished;
+    int exit_code;
+    double weight;
+    const char *record_data; /* structured evidence for the step's first record */
+};
+
+static int64_t wall_ms(void)
+{
+    uv_timeval64_t tv;
+    if (uv_gettimeofday(&tv) != 0)
+        return 0;
+    return tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void step(cn_engine *e, const cn_event *ev);
+
+/* ---- the store ------------------------------------------------------------ */
+
+static double stage_weight(const cn_engine *e, unsigned stage)
+{
+    if (stage == 0 || stage > e->cfg.plan->stage_count)
+        return 0;
+    return e->cfg.plan->stages[stage - 1].weight;
+}
+
+static char *machine_json(const cn_engine *e)
+{
+    const cn_rollout *r = &e->r;
+    json_t *j = json_pack("{s:s, s:i, s:b, s:b, s:s, s:I, s:I, s:i}", "state",
+                          cn_rollout_state_name(r->state), "stage", (int)r->stage, "applying",
+                          r->applying, "approved", r->approved, "approver", r->approver,
+                          "baked_before_ms", (json_int_t)r->baked_before, "stage_started_ms",
+                          (json_int_t)r->stage_started, "end", (int)r->end);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return s;
+}
+
+/* Writes one event with the rollout's state after it. Returns false when
+ * the store failed: the caller must not take the action it announces. */
+static bool record(cn_engine *e, const char *type, const char *actor, const char *detail,
+                   const char *data)
+{
+    cn_store_event ev = {.time_ms = wall_ms(), .type = type, .actor = actor,
+                         .detail = detail, .data_json = data};
+    char *machine = machine_json(e);
+    cn_store_state st = {.state = cn_rollout_state_name(e->r.state), .stage = e->r.stage,
+                         .weight = e->weight,
+                         .exit_code = cn_rollout_state_terminal(e->r.state) ? e->r.exit_code : -1,
+                         .machine_json = machine};
+    char err[256] = "";
+    bool ok = cn_store_record(e->cfg.store, e->cfg.rollout, &ev, &st, NULL, err,
+                              sizeof err) == CN_OK;
+    free(machine);
+    if (!ok) {
+        /* Keep the store's reason where a person will look for it. */
+        char why[640];
+        snprintf(why, sizeof why, "%s [NOT STORED: %s]", detail, err);
+        ev.detail = why;
+        e->store_failed = true;
+        if (e->cfg.observer.on_record)
+            e->cfg.observer.on_record(e->cfg.observer.ctx, e, &ev, false);
+        return false;
+    }
+    if (e->cfg.observer.on_record)
+        e->cfg.observer.on_record(e->cfg.observer.ctx, e, &ev, true);
+    return true;
+}
+
+/* ---- actuator ----------------------------------------------------------- */
+
+static void on_attempt(void *ctx, const cn_attempt *a)
+{
+    cn_engine *e = ctx;
+    char detail[512];
+    char retry[48] = "";
+    if (!a->last) {
+        char d[24];
+        cn_format_duration(d, sizeof d, a->retry_in_ms);
+        snprintf(retry, sizeof retry, "; retry in %s", d);
+    }
+    snprintf(detail, sizeof detail, "attempt %u: %s%s%s%s", a->number, a->what, retry,
+             a->output && *a->output ? "; output: " : "", a->output ? a->output : "");
+    json_t *j = json_pack("{s:i, s:b, s:s, s:s}", "attempt", (int)a->number, "ok", a->ok,
+                          "what", a->what ? a->what : "", "output", a->output ? a->output : "");
+    char *data = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    record(e, a->ok ? "actuator_ok" : "actuator_failed_attempt", "canary", detail, data);
+    free(data);
+}
+
+static void on_actuated(void *ctx, bool ok, unsigned attempts)
+{
+    cn_engine *e = ctx;
+    e->call = NULL;
+    char why[64];
+    snprintf(why, sizeof why, "%s after %u attempt%s", ok ? "applied" : "not applied",
+             attempts, attempts == 1 ? "" : "s");
+    cn_event ev = {.kind = CN_EVENT_APPLIED, .ok = ok, .why = why};
+    step(e, &ev);
+}
+
+static void on_refused_timer(uv_timer_t *t)
+{
+    cn_engine *e = t->data;
+    cn_event ev = {.kind = CN_EVENT_APPLIED, .ok = false, .why = e->refused_why};
+    step(e, &ev);
+}
+
+/* Tells the state machine, from the loop and never from inside a step, that
+ * the call it asked for was not made. */
+static void refuse_call(cn_engine *e, const char *why)
+{
+    snprintf(e->refused_why, sizeof e->refused_why, "%s", why);
+    uv_timer_start(&e->refused_timer, on_refused_timer, 0, 0);
+}
+
+static void apply(cn_engine *e, const cn_action *a)
+{
+    cn_actuation act = {.kind = a->apply, .stage = a->stage, .weight = a->weight,
+                        .rollout = e->cfg.rollout, .service = e->cfg.service,
+                        .version = e->cfg.version, .previous_version = e->cfg.previous_version};
+    char w[32], detail[256], err[256] = "";
+    cn_format_weight(w, sizeof w, a->weight);
+    snprintf(detail, sizeof detail, "%s: stage %u, weight %s%%", cn_apply_kind_name(a->apply),
+             a->stage, w);
+    bool stored = record(e, "actuator_call", "canary", detail, NULL);
+    /* Without a durable record nothing moves forward; a rollback still
+     * runs, because traffic safety comes before a complete log. */
+    if (!stored && a->apply != CN_APPLY_ROLLBACK) {
+        refuse_call(e, "not applied: the state database could not record it");
+        return;
+    }
+    if (cn_actuator_start(&e->call, e->cfg.loop, e->cfg.http, &e->cfg.policy->actuator, &act,
+                          on_attempt, on_actuated, e, err, sizeof err) != CN_OK) {
+        e->call = NULL;
+        record(e, "actuator_failed_attempt", "canary", err, NULL);
+        refuse_call(e, err);
+    }
+}
+
+/* ---- polling ------------------------------------------------------------ */
+
+static void reading_error(cn_reading *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void reading_error(cn_reading *r, const char *fmt, ...)
+{
+    r->kind = CN_READING_ERROR;
+    r->value = NAN;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->detail, sizeof r->detail, fmt, ap);
+    va_end(ap);
+}
+
+static const cn_metric *slot_metric(const poll_slot *s)
+{
+    return s->metric >= 0 ? &s->e->cfg.policy->analysis.metrics[s->metric] : NULL;
+}
+
+static char *data_for(const poll_slot *s, cn_outcome o, const cn_threshold *t)
+{
+    const cn_reading *c = &s->readings[0], *b = &s->readings[1];
+    json_t *j = json_pack("{s:s, s:s}", "metric", slot_metric(s)->name, "outcome",
+                          o == CN_OUTCOME_PASS ? "pass" : o == CN_OUTCOME_FAIL ? "fail"
+                          : o == CN_OUTCOME_NODATA ? "nodata" : "error");
+    if (!j)
+        return NULL;
+    json_object_set_new(j, "value", c->kind == CN_READING_VALUE && isfinite(c->value)
+                                        ? json_real(c->value) : json_null());
+    if (s->baseline)
+        json_object_set_new(j, "baseline", b->kind == CN_READING_VALUE && isfinite(b->value)
+                                               ? json_real(b->value) : json_null());
+    if (t->has_min)
+        json_object_set_new(j, "min", json_real(t->min));
+    if (t->has_max)
+        json_object_set_new(j, "max", json_real(t->max));
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return text;
+}
+
+static void slot_done(poll_slot *s)
+{
+    cn_engine *e = s->e;
+    if (e->finished)
+        return;
+    if (s->metric < 0) {
+        const cn_reading *c = &s->readings[0];
+        cn_event ev = {.kind = CN_EVENT_REQUESTS,
+                       .requests = c->kind == CN_READING_VALUE && isfinite(c->value) &&
+                                   c->value >= 0 ? c->value : NAN};
+        step(e, &ev);
+        return;
+    }
+    const cn_metric *m = slot_metric(s);
+    cn_threshold t = cn_analysis_threshold(e->cfg.policy, (size_t)s->metric, e->cfg.ai_assisted);
+    char why[256];
+    cn_outcome o = cn_analysis_judge(m, &t, &s->readings[0], s->baseline ? &s->readings[1] : NULL,
+                                     why, sizeof why);
+    if (e->cfg.observer.on_reading)
+        e->cfg.observer.on_reading(e->cfg.observer.ctx, e, (size_t)s->metric, &s->readings[0], o,
+                                   why);
+    char *data = data_for(s, o, &t);
+    e->record_data = data;
+    cn_event ev = {.kind = CN_EVENT_MEASUREMENT, .metric = (size_t)s->metric, .outcome = o,
+                   .why = why};
+    step(e, &ev);
+    e->record_data = NULL;
+    free(data);
+}
+
+/* The baseline side asks the same question about the previous version. */
+static cn_template_vars vars_for(const poll_slot *s, unsigned side)
+{
+    const cn_engine *e = s->e;
+    return (cn_template_vars){.service = e->cfg.service,
+                              .version = side == 0 ? e->cfg.version : e->cfg.previous_version,
+                              .previous_version = e->cfg.previous_version,
+                              .rollout = e->cfg.rollout, .stage = e->r.stage};
+}
+
+static void on_reply(void *ctx, const cn_http_reply *reply)
+{
+    poll_request *pr = ctx;
+    poll_slot *s = pr->slot;
+    cn_template_vars vars = vars_for(s, pr->side);
+    s->readings[pr->side] = cn_source_reading(s->src, &vars, reply->status, reply->body,
+                                              reply->len, reply->error);
+    s->ids[pr->side] = 0;
+    if (--s->outstanding == 0)
+        slot_done(s);
+}
+
+static void start_request(poll_slot *s, unsigned side)
+{
+    cn_engine *e = s->e;
+    cn_template_vars vars = vars_for(s, side);
+    char err[256] = "";
+    char *url = NULL;
+    if (cn_source_url(s->src, &vars, &url, err, sizeof err) != CN_OK) {
+        reading_error(&s->readings[side], "%s", err);
+        return;
+    }
+    cn_http_request req = {.url = url, .headers = (const char *const *)s->headers,
+                           .header_count = s->header_count,
+                           .timeout_ms = e->cfg.policy->analysis.timeout_ms};
+    poll_request *pr = &e->requests[(size_t)(s - e->slots) * 2 + side];
+    pr->slot = s;
+    pr->side = side;
+    if (cn_http_start(e->cfg.http, &req, on_reply, pr, &s->ids[side], err, sizeof err) != CN_OK)
+        reading_error(&s->readings[side], "%s", err);
+    else
+        s->outstanding++;
+    free(url);
+}
+
+static void on_poll_tick(uv_timer_t *t)
+{
+    cn_engine *e = t->data;
+    for (size_t i = 0; i < e->slot_count && !e->finished; i++) {
+        poll_slot *s = &e->slots[i];
+        if (s->outstanding > 0)
+            continue;
+        /* Count our own starts, so a reply cannot finish the slot before
+         * its other request has started. */
+        s->outstanding = 1;
+        start_request(s, 0);
+        if (s->baseline)
+            start_request(s, 1);
+        if (--s->outstanding == 0)
+            slot_done(s); /* every request failed to start: judge the errors */
+    }
+}
+
+static void cancel_polls(cn_engine *e)
+{
+    for (size_t i = 0; i < e->slot_count; i++) {
+        poll_slot *s = &e->slots[i];
+        for (unsigned side = 0; side < 2; side++)
+            if (s->ids[side]) {
+                cn_http_cancel(e->cfg.http, s->ids[side]);
+                s->ids[side] = 0;
+            }
+        s->outstanding = 0;
+    }
+}
+
+/* ---- the state machine ---------------------------------------------------- */
+
+static void on_decide_timer(uv_timer_t *t)
+{
+    cn_engine *e = t->data;
+    cn_event ev = {.kind = CN_EVENT_TIMER};
+    step(e, &ev);
+}
+
+static void finish(cn_engine *e, int code)
+{
+    e->finished = true;
+    /* A store that failed leaves an incomplete log: that is never a clean
+     * result, even when the rollback itself went well. */
+    e->exit_code = e->store_failed && code != 5 ? 1 : code;
+    uv_timer_stop(&e->poll_timer);
+    uv_timer_stop(&e->decide_timer);
+    uv_timer_stop(&e->refused_timer);
+    cancel_polls(e);
+    if (e->call) {
+        cn_actuator_cancel(e->call);
+        e->call = NULL;
+    }
+    if (e->cfg.observer.on_finish)
+        e->cfg.observer.on_finish(e->cfg.observer.ctx, e, e->exit_code);
+}
+
+static void track_weight(cn_engine *e)
+{
+    const cn_rollout *r = &e->r;
+    if (r->state == CN_STATE_COMPLETED)
+        e->weight = 1;
+    else if (r->state == CN_STATE_ROLLED_BACK || r->state == CN_STATE_ABORTED)
+        e->weight = 0;
+    else if (!r->applying || r->applying_kind != CN_APPLY_ROLLBACK)
+        e->weight = stage_weight(e, r->stage);
+}
+
+/* Runs one event through the machine and carries out its actions. When a
+ * record cannot be stored, the rollout is stopped as on a signal once this
+ * step is done, and apply() refuses to move the canary forward. */
+static void step(cn_engine *e, const cn_event *ev)
+{
+    if (e->finished)
+        return;
+    cn_action out[CN_ROLLOUT_MAX_ACTIONS];
+    e->stepping = true;
+    size_t n = cn_rollout_step(&e->r, &e->rc, ev, (int64_t)uv_now(e->cfg.loop), out,
+                               CN_ROLLOUT_MAX_ACTIONS);
+    track_weight(e);
+    bool first_record = true;
+    for (size_t i = 0; i < n && !e->finished; i++) {
+        const cn_action *a = &out[i];
+        switch (a->kind) {
+        case CN_ACTION_RECORD: {
+            const char *data = first_record ? e->record_data : NULL;
+            first_record = false;
+            if (!record(e, a->type, "canary", a->detail, data) && !e->stopped_for_store) {
+                e->stopped_for_store = true;
+                e->shutdown_due = true;
+                e->shutdown_detach = false;
+            }
+            break;
+        }
+        case CN_ACTION_APPLY:
+            apply(e, a);
+            break;
+        case CN_ACTION_START_POLLING:
+            uv_timer_start(&e->poll_timer, on_poll_tick,
+                           (uint64_t)e->cfg.policy->analysis.interval_ms,
+                           (uint64_t)e->cfg.policy->analysis.interval_ms);
+            break;
+        case CN_ACTION_STOP_POLLING:
+            uv_timer_stop(&e->poll_timer);
+            break;
+        case CN_ACTION_ARM_TIMER: {
+            int64_t delay = a->at - (int64_t)uv_now(e->cfg.loop);
+            uv_timer_start(&e->decide_timer, on_decide_timer, delay > 0 ? (uint64_t)delay : 0, 0);
+            break;
+        }
+        case CN_ACTION_FINISH:
+            finish(e, a->exit_code);
+            break;
+        }
+    }
+    e->stepping = false;
+    if (e->shutdown_due && !e->finished) {
+        e->shutdown_due = false;
+        cn_event sd = {.kind = CN_EVENT_SHUTDOWN, .detach = e->shutdown_detach};
+        step(e, &sd);
+    }
+}
+
+void cn_engine_shutdown(cn_engine *e, bool detach)
+{
+    if (e->finished)
+        return;
+    if (e->stepping) {
+        e->shutdown_due = true;
+        e->shutdown_detach = detach;
+        return;
+    }
+    cn_event ev = {.kind = CN_EVENT_SHUTDOWN, .detach = detach};
+    step(e, &ev);
+}
+
+/* ---- set-up ----------------------------------------------------------- */
+
+static int add_slot(cn_engine *e, long metric, const cn_source *src, bool baseline, char *err,
+                    size_t errlen)
+{
+    poll_slot *s = &e->slots[e->slot_count];
+    memset(s, 0, sizeof *s);
+    s->e = e;
+    s->metric = metric;
+    s->src = src;
+    s->baseline = baseline;
+    char why[256] = "";
+    if (cn_source_headers(src, &s->headers, &s->header_count, why, sizeof why) != CN_OK) {
+        cn_source_headers_free(s->headers, s->header_count);
+        s->headers = NULL;
+        s->header_count = 0;
+        snprintf(err, errlen, "%s %s: %s",
+                 metric >= 0 ? "metric" : "analysis.min_requests",
+                 metric >= 0 ? e->cfg.policy->analysis.metrics[metric].name : "query", why);
+        return CN_EINVAL;
+    }
+    e->slot_count++;
+    return CN_OK;
+}
+
+static void free_slots(cn_engine *e)
+{
+    for (size_t i = 0; i < e->slot_count; i++)
+        cn_source_headers_free(e->slots[i].headers, e->slots[i].header_count);
+    free(e->slots);
+    free(e->requests);
+    e->slots = NULL;
+    e->requests = NULL;
+    e->slot_count = 0;
+}
+
+int cn_engine_check(const cn_engine_config *cfg, char *err, size_t errlen)
+{
+    const cn_policy *p = cfg->policy;
+    if (p->actuator.exec.count == 0 && !p->actuator.http_url) {
+        snprintf(err, errlen, "policy '%s' has no actuator: canary cannot move traffic "
+                 "(set actuator.exec or actuator.http)", p->name);
+        return CN_EINVAL;
+    }
+    for (size_t i = 0; i < p->analysis.metric_count; i++)
+        if (p->analysis.metrics[i].baseline.enabled &&
+            !(cfg->previous_version && *cfg->previous_version)) {
+            snprintf(err, errlen, "metric '%s' compares with the baseline, but the change has "
+                     "no previous_version to query: add previous_version to the change",
+                     p->analysis.metrics[i].name);
+            return CN_EINVAL;
+        }
+    /* A secret missing from the environment is found now, not by a first
+     * poll that errors after the canary already serves traffic. */
+    for (size_t i = 0; i <= p->analysis.metric_count; i++) {
+        bool requests = i == p->analysis.metric_count;
+        if (requests && p->analysis.min_requests.count == 0)
+            break;
+        const cn_source *src = requests ? &p->analysis.min_requests.source
+                                        : &p->analysis.metrics[i].source;
+        char **headers = NULL, why[256] = "";
+        size_t count = 0;
+        int rc = cn_source_headers(src, &headers, &count, why, sizeof why);
+        cn_source_headers_free(headers, count);
+        if (rc != CN_OK) {
+            snprintf(err, errlen, "%s '%s': %s", requests ? "analysis.min_requests of policy"
+                                                          : "metric",
+                     requests ? p->name : p->analysis.metrics[i].name, why);
+            return CN_EINVAL;
+        }
+    }
+    return CN_OK;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    cn_engine *e = h->data;
+    if (--e->open_handles == 0) {
+        free_slots(e);
+        free(e);
+    }
+}
+
+int cn_engine_start(cn_engine **out, const cn_engine_config *cfg, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!cfg->loop || !cfg->http || !cfg->store || !cfg->plan || !cfg->policy || !cfg->rollout ||
+        !cfg->service || !cfg->version) {
+        snprintf(err, errlen, "engine: incomplete configuration");
+        return CN_EINVAL;
+    }
+    int rc = cn_engine_check(cfg, err, errlen);
+    if (rc != CN_OK)
+        return rc;
+    cn_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return CN_ENOMEM;
+    e->cfg = *cfg;
+    e->rc = (cn_rollout_config){.plan = cfg->plan, .policy = cfg->policy,
+                                .ai_assisted = cfg->ai_assisted, .author = cfg->author};
+    if (cn_rollout_init(&e->r, &e->rc) != CN_OK) {
+        snprintf(err, errlen, "the plan cannot be driven: it needs 1 to %d stages and at most "
+                 "%d metrics", CN_MAX_STAGES, CN_MAX_METRICS);
+        free(e);
+        return CN_EINVAL;
+    }
+    const cn_analysis *an = &cfg->policy->analysis;
+    size_t slots = an->metric_count + (an->min_requests.count > 0 ? 1 : 0);
+    e->slots = calloc(slots ? slots : 1, sizeof *e->slots);
+    e->requests = calloc(slots ? slots * 2 : 1, sizeof *e->requests);
+    if (!e->slots || !e->requests) {
+        free_slots(e);
+        free(e);
+        return CN_ENOMEM;
+    }
+    for (size_t i = 0; i < an->metric_count && rc == CN_OK; i++)
+        rc = add_slot(e, (long)i, &an->metrics[i].source, an->metrics[i].baseline.enabled, err,
+                      errlen);
+    if (rc == CN_OK && an->min_requests.count > 0)
+        rc = add_slot(e, -1, &an->min_requests.source, false, err, errlen);
+    if (rc != CN_OK) {
+        free_slots(e);
+        free(e);
+        return rc;
+    }
+    uv_timer_init(cfg->loop, &e->decide_timer);
+    uv_timer_init(cfg->loop, &e->poll_timer);
+    uv_timer_init(cfg->loop, &e->refused_timer);
+    e->decide_timer.data = e;
+    e->poll_timer.data = e;
+    e->refused_timer.data = e;
+    e->open_handles = 3;
+    *out = e;
+    cn_event ev = {.kind = CN_EVENT_START};
+    step(e, &ev);
+    return CN_OK;
+}
+
+const cn_rollout *cn_engine_rollout(const cn_engine *e) { return &e->r; }
+const cn_engine_config *cn_engine_config_of(const cn_engine *e) { return &e->cfg; }
+double cn_engine_weight(const cn_engine *e) { return e->weight; }
+bool cn_engine_finished(const cn_engine *e) { return e->finished; }
+int cn_engine_exit_code(const cn_engine *e) { return e->exit_code; }
+
+void cn_engine_close(cn_engine *e)
+{
+    if (!e || e->closing)
+        return;
+    e->closing = true;
+    e->finished = true;
+    cancel_polls(e);
+    if (e->call) {
+        cn_actuator_cancel(e->call);
+        e->call = NULL;
+    }
+    uv_close((uv_handle_t *)&e->decide_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&e->poll_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&e->refused_timer, on_handle_closed);
+}
