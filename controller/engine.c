@@ -94,8 +94,12 @@ static char *machine_json(const cn_engine *e)
 static void record(cn_engine *e, const char *type, const char *actor, const char *detail,
                    const char *data)
 {
+    /* A measurement announces no action; whatever decision follows from it is
+     * a record of its own, durable, which carries this one to disk too. */
+    bool evidence = !strcmp(type, "measurement") || !strcmp(type, "requests") ||
+                    !strcmp(type, "late_measurement");
     cn_store_event ev = {.time_ms = wall_ms(), .type = type, .actor = actor,
-                         .detail = detail, .data_json = data};
+                         .detail = detail, .data_json = data, .evidence_only = evidence};
     char *machine = machine_json(e);
     /* The exit code stored is the one the run ends with (see finish()). */
     int code = e->store_failed && e->r.exit_code != 5 ? 1 : e->r.exit_code;
@@ -242,7 +246,7 @@ static char *data_for(const poll_slot *s, cn_outcome o, const cn_threshold *t)
         json_object_set_new(j, "min", json_real(t->min));
     if (t->has_max)
         json_object_set_new(j, "max", json_real(t->max));
-    char *text = json_dumps(j, JSON_COMPACT);
+    char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
     json_decref(j);
     return text;
 }
@@ -437,7 +441,8 @@ static void step(cn_engine *e, const cn_event *ev)
     e->stepping = false;
     if (e->shutdown_due && !e->finished) {
         e->shutdown_due = false;
-        cn_event sd = {.kind = CN_EVENT_SHUTDOWN, .detach = e->shutdown_detach};
+        cn_event sd = {.kind = CN_EVENT_SHUTDOWN, .detach = e->shutdown_detach,
+                       .store_failed = e->stopped_for_store};
         step(e, &sd);
     }
 }

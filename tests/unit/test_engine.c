@@ -729,7 +729,7 @@ static void test_store_failing_promotion_does_not_advance(void **state)
     /* No call to stage 2 is announced: the log shows the advance refused. */
     static const char *const types[] = {
         "started", "actuator_call", "actuator_ok", "stage_applied", "polls", "promoted",
-        "aborted", "actuator_failed", "actuator_call", "actuator_ok", "aborted"};
+        "aborted", "actuator_failed", "actuator_call", "actuator_ok", "rolled_back"};
     assert_event_types(&h, types, sizeof types / sizeof *types);
     for (size_t i = 0; i < h.nevents; i++)
         assert_true(h.events[i].stored == !!strcmp(h.events[i].type, "promoted"));
@@ -739,7 +739,7 @@ static void test_store_failing_promotion_does_not_advance(void **state)
                                 "advance of stage 2 could not be applied: not applied: the "
                                 "state database could not record it");
     assert_store_matches(&h);
-    assert_row(&h, "aborted", 1, 0.0); /* the exit code the run ends with */
+    assert_row(&h, "rolled_back", 1, 0.0); /* the exit code the run ends with */
     harness_free(&h);
 }
 
@@ -768,10 +768,10 @@ static void test_store_failing_actuator_call_does_not_advance(void **state)
     static const char *const types[] = {
         "started", "actuator_call", "actuator_ok", "stage_applied", "polls", "promoted",
         "actuator_call", "aborted", "actuator_failed", "actuator_call", "actuator_ok",
-        "aborted"};
+        "rolled_back"};
     assert_event_types(&h, types, sizeof types / sizeof *types);
     assert_store_matches(&h);
-    assert_row(&h, "aborted", 1, 0.0);
+    assert_row(&h, "rolled_back", 1, 0.0);
     harness_free(&h);
 }
 
@@ -794,14 +794,14 @@ static void test_store_failing_attempt_stops(void **state)
     assert_calls(&h, actions, stages, weights, 2);
     static const char *const types[] = {"started", "actuator_call", "actuator_ok",
                                         "stage_applied", "aborted", "actuator_call",
-                                        "actuator_ok", "aborted"};
+                                        "actuator_ok", "rolled_back"};
     assert_event_types(&h, types, sizeof types / sizeof *types);
     assert_false(h.events[2].stored);
     for (size_t i = 0; i < h.nevents; i++)
         assert_true(h.events[i].stored == (i != 2));
     assert_int_equal(h.nqueries, 0); /* stopped before the first poll */
     assert_store_matches(&h);
-    assert_row(&h, "aborted", 1, 0.0);
+    assert_row(&h, "rolled_back", 1, 0.0);
     harness_free(&h);
 }
 
