@@ -100,7 +100,8 @@ static void record(cn_engine *e, const char *type, const char *actor, const char
                     !strcmp(type, "late_measurement");
     cn_store_event ev = {.time_ms = wall_ms(), .type = type, .actor = actor,
                          .detail = detail, .data_json = data, .evidence_only = evidence};
-    char *machine = machine_json(e);
+    /* Evidence changes no state the snapshot holds: keep the stored one. */
+    char *machine = evidence ? NULL : machine_json(e);
     /* The exit code stored is the one the run ends with (see finish()). */
     int code = e->store_failed && e->r.exit_code != 5 ? 1 : e->r.exit_code;
     cn_store_state st = {.state = cn_rollout_state_name(e->r.state), .stage = e->r.stage,
