@@ -88,17 +88,20 @@ static char *machine_json(const cn_engine *e)
     return s;
 }
 
-/* Writes one event with the rollout's state after it. Returns false when
- * the store failed: the caller must not take the action it announces. */
-static bool record(cn_engine *e, const char *type, const char *actor, const char *detail,
+/* Writes one event with the rollout's state after it. When the store
+ * fails, e->store_failed is set for good: from then on apply() moves the
+ * canary only back, and the engine stops as on a signal. */
+static void record(cn_engine *e, const char *type, const char *actor, const char *detail,
                    const char *data)
 {
     cn_store_event ev = {.time_ms = wall_ms(), .type = type, .actor = actor,
                          .detail = detail, .data_json = data};
     char *machine = machine_json(e);
+    /* The exit code stored is the one the run ends with (see finish()). */
+    int code = e->store_failed && e->r.exit_code != 5 ? 1 : e->r.exit_code;
     cn_store_state st = {.state = cn_rollout_state_name(e->r.state), .stage = e->r.stage,
                          .weight = e->weight,
-                         .exit_code = cn_rollout_state_terminal(e->r.state) ? e->r.exit_code : -1,
+                         .exit_code = cn_rollout_state_terminal(e->r.state) ? code : -1,
                          .machine_json = machine};
     char err[256] = "";
     bool ok = cn_store_record(e->cfg.store, e->cfg.rollout, &ev, &st, NULL, err,
@@ -110,13 +113,21 @@ static bool record(cn_engine *e, const char *type, const char *actor, const char
         snprintf(why, sizeof why, "%s [NOT STORED: %s]", detail, err);
         ev.detail = why;
         e->store_failed = true;
+        /* Whichever record failed (the machine's, an actuator call's or an
+         * attempt's), the engine stops as on a signal once the step under
+         * way is done; a record made outside a step (an attempt) is acted
+         * on after the next one, when the call in flight has returned. */
+        if (!e->stopped_for_store) {
+            e->stopped_for_store = true;
+            e->shutdown_due = true;
+            e->shutdown_detach = false;
+        }
         if (e->cfg.observer.on_record)
             e->cfg.observer.on_record(e->cfg.observer.ctx, e, &ev, false);
-        return false;
+        return;
     }
     if (e->cfg.observer.on_record)
         e->cfg.observer.on_record(e->cfg.observer.ctx, e, &ev, true);
-    return true;
 }
 
 /* ---- actuator ----------------------------------------------------------- */
@@ -176,10 +187,14 @@ static void apply(cn_engine *e, const cn_action *a)
     cn_format_weight(w, sizeof w, a->weight);
     snprintf(detail, sizeof detail, "%s: stage %u, weight %s%%", cn_apply_kind_name(a->apply),
              a->stage, w);
-    bool stored = record(e, "actuator_call", "canary", detail, NULL);
     /* Without a durable record nothing moves forward; a rollback still
-     * runs, because traffic safety comes before a complete log. */
-    if (!stored && a->apply != CN_APPLY_ROLLBACK) {
+     * runs, because traffic safety comes before a complete log. Not only
+     * this record counts: the step's record of the decision (promoted,
+     * ...) may be the one that was lost, and then no call is announced. */
+    bool forward = a->apply != CN_APPLY_ROLLBACK;
+    if (!(forward && e->store_failed))
+        record(e, "actuator_call", "canary", detail, NULL);
+    if (forward && e->store_failed) {
         refuse_call(e, "not applied: the state database could not record it");
         return;
     }
@@ -395,11 +410,7 @@ static void step(cn_engine *e, const cn_event *ev)
         case CN_ACTION_RECORD: {
             const char *data = first_record ? e->record_data : NULL;
             first_record = false;
-            if (!record(e, a->type, "canary", a->detail, data) && !e->stopped_for_store) {
-                e->stopped_for_store = true;
-                e->shutdown_due = true;
-                e->shutdown_detach = false;
-            }
+            record(e, a->type, "canary", a->detail, data);
             break;
         }
         case CN_ACTION_APPLY:
