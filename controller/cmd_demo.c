@@ -400,8 +400,6 @@ int cn_cmd_demo(int argc, char **argv)
     }
     if (optind < argc)
         return cn_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    /* The service writes replies to sockets the client may have left. */
-    signal(SIGPIPE, SIG_IGN);
 
     demo *d = calloc(1, sizeof *d);
     if (!d) {
