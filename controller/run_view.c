@@ -255,6 +255,23 @@ void cn_run_view_finish(cn_run_view *v, int exit_code)
     fflush(v->out);
 }
 
+void cn_run_view_note(cn_run_view *v, const char *text)
+{
+    if (v->format == CN_VIEW_JSON) {
+        json_t *o = json_pack("{s:s, s:s}", "type", "note", "text", text);
+        if (o) {
+            json_dumpf(o, v->out, JSON_COMPACT);
+            fputc('\n', v->out);
+            json_decref(o);
+        }
+    } else {
+        clear_block(v);
+        fprintf(v->out, "%s\n", text);
+        draw_block(v);
+    }
+    fflush(v->out);
+}
+
 int cn_run_view_new(cn_run_view **out, FILE *stream, cn_view_format format, uv_loop_t *loop)
 {
     cn_run_view *v = calloc(1, sizeof *v);

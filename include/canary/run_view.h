@@ -32,6 +32,10 @@ cn_engine_observer cn_run_view_observer(cn_run_view *v, const cn_engine_observer
 void cn_run_view_attach(cn_run_view *v, const cn_engine *e);
 /* Prints the outcome line for exit_code and the last decision. */
 void cn_run_view_finish(cn_run_view *v, int exit_code);
+/* A line of commentary (the demo's narration; may hold several lines):
+ * printed as given, above the live status block; in json, an object
+ * {"type": "note", "text": ...}. */
+void cn_run_view_note(cn_run_view *v, const char *text);
 /* Stops the redraw timer; freed once the loop closed it. */
 void cn_run_view_close(cn_run_view *v);
 

@@ -1,11 +1,12 @@
 /* The real binary, run as a pipeline or an operator would: exit codes,
- * messages at FILE:LINE:COLUMN, the plan table and its JSON. */
+ * messages at FILE:LINE:COLUMN, the plan table and its JSON, the demo. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -392,16 +393,68 @@ static void test_plan_git_range(void **state)
     free(dir);
 }
 
-static void test_demo_plans_examples(void **state)
+static size_t dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return (size_t)-1;
+    size_t n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* The whole demo, once (--fast: about 13 s, also under valgrind): both
+ * outcomes, the AI change stopped at its first stage, and nothing left in
+ * the TMPDIR it was given. */
+static void test_demo_runs_both_rollouts(void **state)
 {
     (void)state;
     cn_test_output o;
-    const char *src = getenv("CANARY_SRC");
-    assert_int_equal(cn_test_run(&o, src ? src : ".", (const char *const[]){"demo", NULL}), 0);
-    assert_contains(o.out, "== A human-written change to checkout");
-    assert_contains(o.out, "== The same change, written with an AI agent");
-    assert_int_equal(cn_test_count(o.out, "approval"), 2); /* header line, gate column */
+    assert_int_equal(RUN(&o, "demo", "--frobnicate"), 2);
+    assert_contains(o.err, "usage: canary demo");
     cn_test_output_free(&o);
+
+    char *tmp = cn_test_tmpdir();
+    assert_non_null(tmp);
+    const char *was = getenv("TMPDIR");
+    char *saved = was ? strdup(was) : NULL;
+    setenv("TMPDIR", tmp, 1);
+    int code = RUN(&o, "demo", "--fast");
+    if (saved)
+        setenv("TMPDIR", saved, 1);
+    else
+        unsetenv("TMPDIR");
+    free(saved);
+    if (code != 0)
+        fail_msg("canary demo exited %d\nstdout:\n%s\nstderr:\n%s", code, o.out, o.err);
+    assert_string_equal(o.err, "");
+    /* The human-written change: five stages, then 100%. */
+    assert_contains(o.out, "== 1/2  A change written by a person");
+    assert_contains(o.out, "stage 5 of 5 serves 100%");
+    assert_contains(o.out, "result: promoted to 100% (exit 0): the new version serves 100% "
+                           "after stage 5");
+    /* The AI-assisted one: its first sample fails and it never widens. */
+    assert_contains(o.out, "== 2/2  A change written with an AI agent");
+    assert_contains(o.out, "stage 1 of 6 serves 0.5%");
+    assert_contains(o.out, "stage 1: error-rate: fail: 0.04");
+    assert_null(strstr(o.out, "stage 2 of 6"));
+    assert_contains(o.out, "result: rolled back by analysis (exit 3): rolling back for "
+                           "analysis: error-rate failed 1 time, more than failure_limit 0");
+    assert_contains(o.out, "rolled back by analysis at stage 1 (exit 3)");
+    /* Narration, right where it belongs. */
+    assert_contains(o.out, "is above the 1% threshold");
+    assert_contains(o.out, "rolling back before more users are hurt");
+    /* The state database was in TMPDIR, and is gone with the rest. */
+    char want[4200];
+    snprintf(want, sizeof want, "was stored in %s/canary-demo-", tmp);
+    assert_contains(o.out, want);
+    assert_int_equal(dir_entries(tmp), 0);
+    cn_test_output_free(&o);
+    cn_test_rmtree(tmp);
+    free(tmp);
 }
 
 int main(void)
@@ -418,7 +471,7 @@ int main(void)
         cmocka_unit_test(test_plan_refuses_too_many_kinds),
         cmocka_unit_test(test_plan_reports_all_files),
         cmocka_unit_test(test_plan_git_range),
-        cmocka_unit_test(test_demo_plans_examples),
+        cmocka_unit_test(test_demo_runs_both_rollouts),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }
