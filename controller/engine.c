@@ -18,7 +18,8 @@ typedef struct poll_slot {
     struct cn_engine *e;
     long metric;           /* index in the policy, -1 for min_requests */
     const cn_source *src;
-    bool baseline;         /* also query {{previous_version}} */
+    bool baseline;         /* the metric compares with {{previous_version}} */
+    bool compared;         /* ...and this poll does (not at 100%) */
     char **headers;
     size_t header_count;
     unsigned outstanding;  /* replies still to come */
@@ -240,7 +241,7 @@ static char *data_for(const poll_slot *s, cn_outcome o, const cn_threshold *t)
         return NULL;
     json_object_set_new(j, "value", c->kind == CN_READING_VALUE && isfinite(c->value)
                                         ? json_real(c->value) : json_null());
-    if (s->baseline)
+    if (s->compared)
         json_object_set_new(j, "baseline", b->kind == CN_READING_VALUE && isfinite(b->value)
                                                ? json_real(b->value) : json_null());
     if (t->has_min)
@@ -265,11 +266,17 @@ static void slot_done(poll_slot *s)
         step(e, &ev);
         return;
     }
-    const cn_metric *m = slot_metric(s);
+    cn_metric m = *slot_metric(s);
+    m.baseline.enabled = s->compared;
     cn_threshold t = cn_analysis_threshold(e->cfg.policy, (size_t)s->metric, e->cfg.ai_assisted);
     char why[256];
-    cn_outcome o = cn_analysis_judge(m, &t, &s->readings[0], s->baseline ? &s->readings[1] : NULL,
+    cn_outcome o = cn_analysis_judge(&m, &t, &s->readings[0], s->compared ? &s->readings[1] : NULL,
                                      why, sizeof why);
+    if (s->baseline && !s->compared) {
+        size_t n = strlen(why);
+        snprintf(why + n, sizeof why - n, " (no baseline: the previous version serves no "
+                 "traffic at 100%%)");
+    }
     if (e->cfg.observer.on_reading)
         e->cfg.observer.on_reading(e->cfg.observer.ctx, e, (size_t)s->metric, &s->readings[0], o,
                                    why);
@@ -337,8 +344,11 @@ static void on_poll_tick(uv_timer_t *t)
         /* Count our own starts, so a reply cannot finish the slot before
          * its other request has started. */
         s->outstanding = 1;
+        /* At 100% the previous version serves nothing and its series fade:
+         * the last stage is judged by the thresholds alone. */
+        s->compared = s->baseline && stage_weight(e, e->r.stage) < 1.0;
         start_request(s, 0);
-        if (s->baseline)
+        if (s->compared)
             start_request(s, 1);
         if (--s->outstanding == 0)
             slot_done(s); /* every request failed to start: judge the errors */
