@@ -80,8 +80,9 @@ $(BUILD)/tests/%: tests/integration/%.c $(TEST_HELPER_OBJS) | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -Itests/support $(ALL_LDFLAGS) -o $@ $^ \
 		$(PKG_LIBS) $(TEST_LIBS)
 
-$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libcanary.a | $(BUILD)/bench
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+# Benchmarks may start the fake servers (tests/support/server.h).
+$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/support/server.o $(BUILD)/libcanary.a | $(BUILD)/bench
+	$(CC) $(ALL_CFLAGS) -Itests/support $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/fake/%: tests/fake/%.c $(BUILD)/libcanary.a | $(BUILD)/fake
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)

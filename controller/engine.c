@@ -88,17 +88,24 @@ static char *machine_json(const cn_engine *e)
     return s;
 }
 
-/* Writes one event with the rollout's state after it. Returns false when
- * the store failed: the caller must not take the action it announces. */
-static bool record(cn_engine *e, const char *type, const char *actor, const char *detail,
+/* Writes one event with the rollout's state after it. When the store
+ * fails, e->store_failed is set for good: from then on apply() moves the
+ * canary only back, and the engine stops as on a signal. */
+static void record(cn_engine *e, const char *type, const char *actor, const char *detail,
                    const char *data)
 {
+    /* A measurement announces no action; whatever decision follows from it is
+     * a record of its own, durable, which carries this one to disk too. */
+    bool evidence = !strcmp(type, "measurement") || !strcmp(type, "requests") ||
+                    !strcmp(type, "late_measurement");
     cn_store_event ev = {.time_ms = wall_ms(), .type = type, .actor = actor,
-                         .detail = detail, .data_json = data};
+                         .detail = detail, .data_json = data, .evidence_only = evidence};
     char *machine = machine_json(e);
+    /* The exit code stored is the one the run ends with (see finish()). */
+    int code = e->store_failed && e->r.exit_code != 5 ? 1 : e->r.exit_code;
     cn_store_state st = {.state = cn_rollout_state_name(e->r.state), .stage = e->r.stage,
                          .weight = e->weight,
-                         .exit_code = cn_rollout_state_terminal(e->r.state) ? e->r.exit_code : -1,
+                         .exit_code = cn_rollout_state_terminal(e->r.state) ? code : -1,
                          .machine_json = machine};
     char err[256] = "";
     bool ok = cn_store_record(e->cfg.store, e->cfg.rollout, &ev, &st, NULL, err,
@@ -110,13 +117,21 @@ static bool record(cn_engine *e, const char *type, const char *actor, const char
         snprintf(why, sizeof why, "%s [NOT STORED: %s]", detail, err);
         ev.detail = why;
         e->store_failed = true;
+        /* Whichever record failed (the machine's, an actuator call's or an
+         * attempt's), the engine stops as on a signal once the step under
+         * way is done; a record made outside a step (an attempt) is acted
+         * on after the next one, when the call in flight has returned. */
+        if (!e->stopped_for_store) {
+            e->stopped_for_store = true;
+            e->shutdown_due = true;
+            e->shutdown_detach = false;
+        }
         if (e->cfg.observer.on_record)
             e->cfg.observer.on_record(e->cfg.observer.ctx, e, &ev, false);
-        return false;
+        return;
     }
     if (e->cfg.observer.on_record)
         e->cfg.observer.on_record(e->cfg.observer.ctx, e, &ev, true);
-    return true;
 }
 
 /* ---- actuator ----------------------------------------------------------- */
@@ -176,10 +191,14 @@ static void apply(cn_engine *e, const cn_action *a)
     cn_format_weight(w, sizeof w, a->weight);
     snprintf(detail, sizeof detail, "%s: stage %u, weight %s%%", cn_apply_kind_name(a->apply),
              a->stage, w);
-    bool stored = record(e, "actuator_call", "canary", detail, NULL);
     /* Without a durable record nothing moves forward; a rollback still
-     * runs, because traffic safety comes before a complete log. */
-    if (!stored && a->apply != CN_APPLY_ROLLBACK) {
+     * runs, because traffic safety comes before a complete log. Not only
+     * this record counts: the step's record of the decision (promoted,
+     * ...) may be the one that was lost, and then no call is announced. */
+    bool forward = a->apply != CN_APPLY_ROLLBACK;
+    if (!(forward && e->store_failed))
+        record(e, "actuator_call", "canary", detail, NULL);
+    if (forward && e->store_failed) {
         refuse_call(e, "not applied: the state database could not record it");
         return;
     }
@@ -227,7 +246,7 @@ static char *data_for(const poll_slot *s, cn_outcome o, const cn_threshold *t)
         json_object_set_new(j, "min", json_real(t->min));
     if (t->has_max)
         json_object_set_new(j, "max", json_real(t->max));
-    char *text = json_dumps(j, JSON_COMPACT);
+    char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
     json_decref(j);
     return text;
 }
@@ -395,11 +414,7 @@ static void step(cn_engine *e, const cn_event *ev)
         case CN_ACTION_RECORD: {
             const char *data = first_record ? e->record_data : NULL;
             first_record = false;
-            if (!record(e, a->type, "canary", a->detail, data) && !e->stopped_for_store) {
-                e->stopped_for_store = true;
-                e->shutdown_due = true;
-                e->shutdown_detach = false;
-            }
+            record(e, a->type, "canary", a->detail, data);
             break;
         }
         case CN_ACTION_APPLY:
@@ -426,7 +441,8 @@ static void step(cn_engine *e, const cn_event *ev)
     e->stepping = false;
     if (e->shutdown_due && !e->finished) {
         e->shutdown_due = false;
-        cn_event sd = {.kind = CN_EVENT_SHUTDOWN, .detach = e->shutdown_detach};
+        cn_event sd = {.kind = CN_EVENT_SHUTDOWN, .detach = e->shutdown_detach,
+                       .store_failed = e->stopped_for_store};
         step(e, &sd);
     }
 }

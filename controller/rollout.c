@@ -76,6 +76,7 @@ static const char *end_name(cn_end_reason e)
     case CN_END_ABORTED: return "an operator abort";
     case CN_END_SIGNAL: return "a signal";
     case CN_END_ACTUATOR: return "an actuator failure";
+    case CN_END_STORE: return "a state database failure";
     case CN_END_PROMOTED: return "promotion";
     case CN_END_NONE: break;
     }
@@ -528,7 +529,7 @@ static void stop(step *s, cn_end_reason reason, const char *detail)
     if (r->stage == 0) { /* pending, or waiting to approve stage 1 */
         r->end = reason;
         record(s, "aborted", "%s: nothing was applied", detail);
-        finish(s, CN_STATE_ABORTED, 4);
+        finish(s, CN_STATE_ABORTED, reason == CN_END_STORE ? 1 : 4);
         return;
     }
     record(s, "aborted", "%s: rolling back", detail);
@@ -556,7 +557,10 @@ static void on_shutdown(step *s)
             a->exit_code = 1;
         return;
     }
-    stop(s, CN_END_SIGNAL, "stopped by a signal");
+    if (s->ev->store_failed)
+        stop(s, CN_END_STORE, "the state database could not record a decision");
+    else
+        stop(s, CN_END_SIGNAL, "stopped by a signal");
 }
 
 static void copy_actor(cn_rollout *r, const char *actor)

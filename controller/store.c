@@ -90,6 +90,7 @@ static const char *const SQL[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+
     [ST_FIND] = "SELECT state, attempt FROM rollouts WHERE id = ?1",
     [ST_INSERT_ROLLOUT] =
         "INSERT INTO rollouts (id, attempt, service, version, previous_version,"

@@ -11,6 +11,7 @@
 #define CANARY_STORE_INTERNAL_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "canary/store.h"
@@ -40,6 +41,7 @@ struct cn_store {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *st[ST_COUNT];
+    bool relaxed; /* synchronous=NORMAL is in force */
 };
 
 /* Formats a message into err and returns code. */

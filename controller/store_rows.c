@@ -283,7 +283,18 @@ int cn_store_record(cn_store *s, const char *id, const cn_store_event *ev,
         return cn_store_fail(err, errlen, CN_EINVAL,
                              "event '%s' for rollout '%s' sets a weight that is not a number",
                              ev->type, id);
-    int rc = cn_store_run(s->st[ST_BEGIN]);
+    int rc = SQLITE_OK;
+    if (ev->evidence_only != s->relaxed) {
+        /* Not a cached statement: SQLite applies this pragma when it is
+         * compiled, not when it is stepped. */
+        rc = sqlite3_exec(s->db, ev->evidence_only ? "PRAGMA synchronous = NORMAL"
+                                                   : "PRAGMA synchronous = FULL",
+                          NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+            s->relaxed = ev->evidence_only;
+    }
+    if (rc == SQLITE_OK)
+        rc = cn_store_run(s->st[ST_BEGIN]);
     if (rc == SQLITE_OK)
         rc = set_state(s, id, ev, st);
     if (rc == SQLITE_OK && sqlite3_changes(s->db) == 0) {

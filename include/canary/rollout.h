@@ -19,7 +19,8 @@
  * 0 completed; 3 rolled back by analysis; 4 aborted by an operator or
  * stopped by a signal, and rolled back; 5 the rollback itself failed
  * (state failed: a human must act); 1 any other failure (an advance the
- * actuator could not apply, then rolled back). A run detached by
+ * actuator could not apply, or a state database that could not record a
+ * decision, then rolled back). A run detached by
  * SIGINT/SIGTERM with detach set also exits 1: it has not finished (it
  * is no promotion, and design.md gives no other code), and the rollout
  * keeps its non-terminal state for a later resume.
@@ -79,7 +80,8 @@ typedef enum {
     CN_END_ANALYSIS,        /* metrics failed, errored or stayed inconclusive: exit 3 */
     CN_END_ABORTED,         /* operator abort: exit 4 */
     CN_END_SIGNAL,          /* SIGINT/SIGTERM without --detach-on-signal: exit 4 */
-    CN_END_ACTUATOR         /* an advance or completion could not be applied: exit 1 */
+    CN_END_ACTUATOR,        /* an advance or completion could not be applied: exit 1 */
+    CN_END_STORE            /* the state database could not record a decision: exit 1 */
 } cn_end_reason;
 
 typedef enum { CN_APPLY_ADVANCE = 0, CN_APPLY_ROLLBACK, CN_APPLY_COMPLETE } cn_apply_kind;
@@ -116,6 +118,7 @@ typedef struct cn_event {
                               (the shell checks the access file) */
     const char *reason;    /* INTENT: free text from --reason, may be NULL */
     bool detach;           /* SHUTDOWN: leave the rollout for a later resume */
+    bool store_failed;     /* SHUTDOWN: the shell lost its state database; roll back */
 } cn_event;
 
 typedef enum {

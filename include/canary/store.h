@@ -6,6 +6,8 @@
  * synchronous=FULL: when cn_store_record() returns CN_OK the event and the
  * rollout's new state are on disk, so the shell may then take the action
  * the event announces (state is written before the action it records).
+ * Only events marked evidence_only (measurements, which announce nothing)
+ * skip the wait; the next durable commit carries them to disk.
  * Events are never updated or deleted (triggers refuse it). The schema has
  * room for what comes next: attempts (--new-attempt), operator intents, a
  * lease per rollout (one driver), and a hash chain over events (audit);
@@ -75,6 +77,10 @@ typedef struct cn_store_event {
     const char *actor;      /* "canary" for automatic decisions, else the user */
     const char *detail;     /* the evidence in words */
     const char *data_json;  /* structured evidence (values, thresholds); may be NULL */
+    bool evidence_only;     /* announces no action (a measurement): committed without
+                               waiting for the disk. The next durable commit makes it
+                               durable too, because WAL frames reach the disk in order,
+                               and every event that announces an action is durable. */
 } cn_store_event;
 
 /* The rollout's state after the event. */

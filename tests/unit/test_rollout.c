@@ -93,6 +93,7 @@ typedef struct ev_at {
          .actor_has_role = has_role, .reason = "on call"}}
 #define SIGTERM(t) {t, {.kind = CN_EVENT_SHUTDOWN}}
 #define DETACH(t) {t, {.kind = CN_EVENT_SHUTDOWN, .detach = true}}
+#define STORE_LOST(t) {t, {.kind = CN_EVENT_SHUTDOWN, .store_failed = true}}
 
 /* ---- the driver --------------------------------------------------------- */
 
@@ -374,6 +375,13 @@ static const scenario SCENARIOS[] = {
      CN_STATE_ABORTED, 4, "aborted", "stopped by a signal", NULL, NULL},
     {"SIGTERM while pending ends at once", {0},
      {SIGTERM(0), END}, "aborted finish:4", CN_STATE_ABORTED, 4, NULL, NULL, NULL, NULL},
+    {"a lost state database rolls back: rolled_back, exit 1", {0},
+     {STAGE1, PASS(10), STORE_LOST(20), OK(21), END},
+     STAGE1_TRACE " | measurement | aborted stop apply:rollback:0:0 | rolled_back finish:1",
+     CN_STATE_ROLLED_BACK, 1, "rolled_back", "after a state database failure", "aborted",
+     "the state database could not record a decision"},
+    {"a lost state database before anything applied ends at once, exit 1", {0},
+     {STORE_LOST(0), END}, "aborted finish:1", CN_STATE_ABORTED, 1, NULL, NULL, NULL, NULL},
     {"detach leaves the rollout where it is and exits 1", {0},
      {STAGE1, DETACH(10), END},
      STAGE1_TRACE " | detached stop finish:1", CN_STATE_PROGRESSING, 1, "detached",

@@ -23,6 +23,7 @@
 
 #include "canary/status.h"
 #include "canary/store.h"
+#include "../../controller/store_internal.h" /* the connection, to read its pragmas */
 #include "proc.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -712,6 +713,44 @@ static void test_durable_for_others(void **state)
     cn_store_close(s);
 }
 
+static int synchronous_of(cn_store *s)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(s->db, "PRAGMA synchronous", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* A measurement (evidence_only) is committed without waiting for the disk;
+ * the next event that announces an action waits again (FULL), which in WAL
+ * order carries the measurement to disk with it. */
+static void test_evidence_only_commits(void **state)
+{
+    const char *path = in(*state, "state.db");
+    cn_store *s = open_ok(path);
+    cn_rollout_row row = sample_row();
+    create_ok(s, &row);
+    assert_int_equal(synchronous_of(s), 2); /* FULL */
+    cn_store_state st = {.state = "progressing", .stage = 1, .weight = 0.01, .exit_code = -1};
+    cn_store_event measured = {.time_ms = 1, .type = "measurement", .actor = "canary",
+                               .detail = "stage 1: error-rate: pass", .evidence_only = true};
+    char err[256] = "";
+    assert_int_equal(cn_store_record(s, ID, &measured, &st, NULL, err, sizeof err), CN_OK);
+    assert_int_equal(synchronous_of(s), 1); /* NORMAL */
+    cn_store_event promoted = {.time_ms = 2, .type = "promoted", .actor = "canary",
+                               .detail = "stage 1 passed"};
+    assert_int_equal(cn_store_record(s, ID, &promoted, &st, NULL, err, sizeof err), CN_OK);
+    assert_int_equal(synchronous_of(s), 2);
+    cn_store *t = open_ok(path);
+    seen w = {0};
+    assert_int_equal(cn_store_events(t, ID, collect, &w, NULL, 0), CN_OK);
+    assert_int_equal(w.count, 2);
+    cn_store_close(t);
+    cn_store_close(s);
+}
+
 typedef struct counter {
     int count;
     int64_t last_seq;
@@ -853,6 +892,7 @@ int main(void)
         T(test_events_order_and_stop),
         T(test_events_append_only),
         T(test_durable_for_others),
+        T(test_evidence_only_commits),
         T(test_thousand_records),
         T(test_large_detail),
         T(test_damaged_file),
