@@ -1,0 +1,39 @@
+/*
+ * background.h: the real canary binary in the background, for tests that must
+ * act on it while it runs (send it a signal, read its state database).
+ *
+ * Contract: cn_test_spawn() starts $CANARY_BIN (or build/canary) with args,
+ * in cwd (NULL: the current directory), under $CANARY_WRAPPER when set
+ * (split on spaces, as cn_test_run does), with stdin from /dev/null and
+ * stdout and stderr written to out_path and err_path (created or
+ * truncated). It returns the pid, or -1 having said why on stderr.
+ *
+ * cn_test_wait() waits up to timeout_ms for pid to end and returns its
+ * exit code (128 + signal when killed), CN_TEST_STILL_RUNNING when the time
+ * ran out (the process is left running), -1 when pid is not our child.
+ * cn_test_kill() sends SIGKILL and reaps: for teardown after a failure.
+ *
+ * cn_test_wait_text() polls path every 10 ms until it contains needle
+ * (true) or timeout_ms passed (false).
+ *
+ * cn_test_patience_ms() scales a time limit for the wrapper: valgrind
+ * makes the binary some 20 times slower, so limits get 20 times longer.
+ */
+#ifndef CANARY_TEST_BACKGROUND_H
+#define CANARY_TEST_BACKGROUND_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define CN_TEST_STILL_RUNNING (-2)
+
+pid_t cn_test_spawn(const char *cwd, const char *const *args, const char *out_path,
+                    const char *err_path);
+int cn_test_wait(pid_t pid, int timeout_ms);
+int cn_test_kill(pid_t pid);
+bool cn_test_wait_text(const char *path, const char *needle, int timeout_ms);
+/* True when $CANARY_WRAPPER is set (the binary runs under valgrind). */
+bool cn_test_wrapped(void);
+int cn_test_patience_ms(int ms);
+
+#endif
