@@ -459,8 +459,11 @@ static void on_measurement(step *s)
                                                     : "no stage is being judged");
         return;
     }
-    record(s, "measurement", "stage %u: %s: %s: %s", r->stage, text_or(name, "metric"),
-           outcome_name(ev->outcome), why);
+    /* The judge's words for no data and errors already say so ("no data:
+     * empty vector", "error: HTTP 500"); pass and fail get the word here. */
+    bool worded = ev->outcome == CN_OUTCOME_NODATA || ev->outcome == CN_OUTCOME_ERROR;
+    record(s, "measurement", "stage %u: %s: %s%s%s", r->stage, text_or(name, "metric"),
+           worded ? "" : outcome_name(ev->outcome), worded ? "" : ": ", why);
     cn_tally_add(&r->tallies[ev->metric], ev->outcome);
     cn_verdict v = verdict(s);
     if (!leaving) {

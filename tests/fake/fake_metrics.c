@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -482,6 +483,8 @@ int main(int argc, char **argv)
 {
     const char *script = NULL, *port_file = NULL, *log_path = NULL;
     fake f = {0};
+    /* A test that crashes cannot stop its servers: go when the parent goes. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     for (int i = 1; i < argc; i++) {
         const char **slot = strcmp(argv[i], "--script") == 0        ? &script
                             : strcmp(argv[i], "--port-file") == 0   ? &port_file

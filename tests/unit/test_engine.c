@@ -966,7 +966,7 @@ static void test_observer_sees_every_reading_and_record(void **state)
         assert_true(h.events[i].stored);
     assert_int_equal(count_events(&h, "measurement"), h.nreadings);
     assert_store_matches(&h);
-    static const char *const outcome_words[] = {"pass", "nodata", "pass", "error"};
+    static const char *const outcome_words[] = {"pass", "no data", "pass", "error"};
     size_t k = 0;
     for (size_t i = 0; i < h.nevents && k < 4; i++)
         if (!strcmp(h.events[i].type, "measurement")) {

@@ -253,7 +253,7 @@ static const scenario SCENARIOS[] = {
      {STAGE1, ERROR(20), ERROR(40), ERROR(60), OK(61), END},
      STAGE1_TRACE " | measurement | measurement | measurement rolling_back stop"
      " apply:rollback:0:0 | rolled_back finish:3",
-     CN_STATE_ROLLED_BACK, 3, "measurement", "error-rate: error: error: HTTP 500", NULL, NULL},
+     CN_STATE_ROLLED_BACK, 3, "measurement", "error-rate: error: HTTP 500", NULL, NULL},
     {"failure with on_failure pause pauses; resume starts over; abort rolls back",
      {.fail_pause = true},
      {STAGE1, FAIL(20), INTENT(30, RESUME, "bob", true), INTENT(40, ABORT, "carol", false),
