@@ -6,12 +6,7 @@
 #include <string.h>
 
 #include "canary/schema.h" /* cn_format_duration */
-
-#if defined(__GNUC__)
-#define CN_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#else
-#define CN_PRINTF(f, a)
-#endif
+#include "canary/status.h"
 
 /* ---- bounded text ------------------------------------------------------- */
 

@@ -93,31 +93,6 @@ static int plan_run(demo *d, demo_run *r)
     return rc;
 }
 
-/* The rollout row the engine writes to, as `canary run` creates it. */
-static int create_rollout(demo *d, const cn_planning *pl)
-{
-    json_t *plan = cn_plan_to_json(pl);
-    char *plan_text = plan ? json_dumps(plan, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
-    json_decref(plan);
-    uv_timeval64_t tv = {0};
-    uv_gettimeofday(&tv);
-    int64_t now = tv.tv_sec * 1000 + tv.tv_usec / 1000;
-    cn_rollout_row row = {
-        .id = (char *)pl->change.id, .attempt = 1, .service = (char *)pl->change.service,
-        .version = (char *)pl->change.version,
-        .previous_version = (char *)pl->change.previous_version,
-        .author = (char *)pl->change.author, .ai_assisted = pl->ai_assisted,
-        .policy = (char *)pl->policy->name, .plan_json = plan_text, .state = (char *)"pending",
-        .stages = (unsigned)pl->plan.stage_count, .exit_code = -1, .created_ms = now,
-        .updated_ms = now};
-    char err[256] = "";
-    int rc = plan_text ? cn_store_create(d->store, &row, err, sizeof err) : CN_ENOMEM;
-    free(plan_text);
-    if (rc != CN_OK)
-        fprintf(stderr, "canary demo: %s\n", rc == CN_ENOMEM ? "out of memory" : err);
-    return rc;
-}
-
 /* ---- the loop ----------------------------------------------------------- */
 
 static void on_next(uv_timer_t *t);
@@ -217,7 +192,7 @@ static void introduce(const demo_run *r)
 static int start_run(demo *d, demo_run *r)
 {
     introduce(r);
-    if (create_rollout(d, &r->pl) != CN_OK)
+    if (cn_run_store_rollout(d->store, &r->pl, "demo") != CN_OK)
         return CN_ESTORE;
     if (cn_run_view_new(&r->view, stdout, d->format, &d->loop) != CN_OK) {
         fprintf(stderr, "canary demo: out of memory\n");
@@ -227,14 +202,9 @@ static int start_run(demo *d, demo_run *r)
     r->story = (cn_demo_story){.pl = &r->pl, .view = r->view, .loop = &d->loop,
                                .actuator_url = d->url, .actuator_told = &d->actuator_told,
                                .started_ms = uv_now(&d->loop)};
-    const cn_planning *pl = &r->pl;
     cn_engine_observer next = {.on_record = on_record, .on_finish = on_finish, .ctx = r};
-    cn_engine_config cfg = {
-        .loop = &d->loop, .http = d->http, .store = d->store, .plan = &pl->plan,
-        .policy = pl->policy, .ai_assisted = pl->ai_assisted, .rollout = pl->change.id,
-        .service = pl->change.service, .version = pl->change.version,
-        .previous_version = pl->change.previous_version, .author = pl->change.author,
-        .observer = cn_run_view_observer(r->view, &next)};
+    cn_engine_config cfg = cn_run_engine_config(&r->pl, &d->loop, d->http, d->store,
+                                                cn_run_view_observer(r->view, &next));
     char err[512] = "";
     d->running = true;
     int rc = cn_engine_start(&r->engine, &cfg, err, sizeof err);

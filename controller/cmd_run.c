@@ -116,7 +116,7 @@ static int existing_rollout(cn_store *store, const char *id)
     return code;
 }
 
-static int create_rollout(cn_store *store, const cn_planning *pl)
+int cn_run_store_rollout(cn_store *store, const cn_planning *pl, const char *cmd)
 {
     json_t *plan = cn_plan_to_json(pl);
     char *plan_text = plan ? json_dumps(plan, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
@@ -136,8 +136,18 @@ static int create_rollout(cn_store *store, const cn_planning *pl)
     int rc = plan_text ? cn_store_create(store, &row, err, sizeof err) : CN_ENOMEM;
     free(plan_text);
     if (rc != CN_OK)
-        fprintf(stderr, "canary run: %s\n", rc == CN_ENOMEM ? "out of memory" : err);
+        fprintf(stderr, "canary %s: %s\n", cmd, rc == CN_ENOMEM ? "out of memory" : err);
     return rc;
+}
+
+cn_engine_config cn_run_engine_config(const cn_planning *pl, uv_loop_t *loop, cn_http *http,
+                                      cn_store *store, cn_engine_observer observer)
+{
+    return (cn_engine_config){
+        .loop = loop, .http = http, .store = store, .plan = &pl->plan, .policy = pl->policy,
+        .ai_assisted = pl->ai_assisted, .rollout = pl->change.id, .service = pl->change.service,
+        .version = pl->change.version, .previous_version = pl->change.previous_version,
+        .author = pl->change.author, .observer = observer};
 }
 
 static void print_plan(const cn_planning *pl, cn_view_format format)
@@ -180,12 +190,8 @@ static int drive(const cn_planning *pl, cn_store *store, cn_view_format format, 
     uv_signal_start(&r.sigterm, on_signal, SIGTERM);
 
     cn_engine_observer finish = {.on_finish = on_finish, .ctx = &r};
-    cn_engine_config cfg = {
-        .loop = &r.loop, .http = r.http, .store = store, .plan = &pl->plan,
-        .policy = pl->policy, .ai_assisted = pl->ai_assisted, .rollout = pl->change.id,
-        .service = pl->change.service, .version = pl->change.version,
-        .previous_version = pl->change.previous_version, .author = pl->change.author,
-        .observer = cn_run_view_observer(r.view, &finish)};
+    cn_engine_config cfg = cn_run_engine_config(pl, &r.loop, r.http, store,
+                                                cn_run_view_observer(r.view, &finish));
     char err[512] = "";
     int rc = cn_engine_start(&r.engine, &cfg, err, sizeof err);
     if (rc != CN_OK) {
@@ -292,7 +298,7 @@ int cn_cmd_run(int argc, char **argv)
         int existing = existing_rollout(store, pl.change.id);
         if (existing >= 0)
             code = existing;
-        else if (create_rollout(store, &pl) != CN_OK)
+        else if (cn_run_store_rollout(store, &pl, "run") != CN_OK)
             code = CN_EXIT_INTERNAL;
         else {
             print_plan(&pl, format);

@@ -4,6 +4,9 @@
 
 #include <getopt.h>
 
+#include "canary/engine.h"
+#include "canary/planning.h"
+
 enum { CN_EXIT_OK = 0, CN_EXIT_INTERNAL = 1, CN_EXIT_INVALID = 2 };
 
 typedef struct cn_command {
@@ -19,6 +22,14 @@ int cn_cmd_demo(int argc, char **argv);
 int cn_cmd_run(int argc, char **argv);
 
 extern const cn_command cn_cmd_validate_def, cn_cmd_plan_def, cn_cmd_run_def, cn_cmd_demo_def;
+
+/* Shared by `run` and `demo` (cmd_run.c). Stores the planned rollout as
+ * pending, the row the engine then records into; prints what failed as
+ * "canary CMD: ..." and returns the status. */
+int cn_run_store_rollout(cn_store *store, const cn_planning *pl, const char *cmd);
+/* The engine's configuration for a planned rollout. */
+cn_engine_config cn_run_engine_config(const cn_planning *pl, uv_loop_t *loop, cn_http *http,
+                                      cn_store *store, cn_engine_observer observer);
 
 /* Shared getopt_long loop behaviour: prints "canary CMD: unknown flag ..."
  * and the usage to stderr; returns CN_EXIT_INVALID for the caller to return. */

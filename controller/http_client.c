@@ -88,24 +88,6 @@ static void req_free(cn_http_req *r)
     free(r);
 }
 
-#if defined(__GNUC__)
-#define CN_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#else
-#define CN_PRINTF(f, a)
-#endif
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) CN_PRINTF(3, 4);
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static void maybe_free_client(cn_http *h)
 {
     if (h->closing && h->timer_closed && !h->socks)
@@ -314,11 +296,11 @@ int cn_http_start(cn_http *h, const cn_http_request *req, cn_http_done done, voi
     if (err && errlen)
         err[0] = '\0';
     if (!req || !req->url || !done) {
-        set_err(err, errlen, "no URL or no callback given");
+        (void)cn_set_err(err, errlen, 0, "no URL or no callback given");
         return CN_EINVAL;
     }
     if (h->closing) {
-        set_err(err, errlen, "request to '%s': the HTTP client is closing", req->url);
+        (void)cn_set_err(err, errlen, 0, "request to '%s': the HTTP client is closing", req->url);
         return CN_EINVAL;
     }
     char where[CN_HTTP_WHERE];
@@ -327,7 +309,7 @@ int cn_http_start(cn_http *h, const cn_http_request *req, cn_http_done done, voi
         return rc;
     cn_http_req *r = calloc(1, sizeof *r);
     if (!r) {
-        set_err(err, errlen, "out of memory starting a request to '%s'", req->url);
+        (void)cn_set_err(err, errlen, 0, "out of memory starting a request to '%s'", req->url);
         return CN_ENOMEM;
     }
     r->h = h;
@@ -339,11 +321,11 @@ int cn_http_start(cn_http *h, const cn_http_request *req, cn_http_done done, voi
     rc = CN_ENOMEM;
     r->easy = curl_easy_init();
     if (!r->easy || !cn_http_req_configure(r, req)) {
-        set_err(err, errlen, "could not set up a request to '%s' (out of memory?)", req->url);
+        (void)cn_set_err(err, errlen, 0, "could not set up a request to '%s' (out of memory?)", req->url);
         goto fail;
     }
     if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK) {
-        set_err(err, errlen, "could not start a request to '%s'", req->url);
+        (void)cn_set_err(err, errlen, 0, "could not start a request to '%s'", req->url);
         curl_easy_cleanup(r->easy);
         r->easy = NULL;
         goto fail;

@@ -19,24 +19,6 @@
 /* First allocation for a body of unknown length. */
 #define FIRST_CHUNK (16 * 1024)
 
-#if defined(__GNUC__)
-#define CN_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#else
-#define CN_PRINTF(f, a)
-#endif
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) CN_PRINTF(3, 4);
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* "1 MiB", "64 KiB", "1000 bytes": the cap as a person would write it. */
 static void format_size(char *buf, size_t len, size_t n)
 {
@@ -55,25 +37,25 @@ static int check_url(const char *url, char *where, size_t wlen, char *err, size_
 {
     CURLU *u = curl_url();
     if (!u) {
-        set_err(err, errlen, "out of memory parsing URL '%s'", url);
+        (void)cn_set_err(err, errlen, 0, "out of memory parsing URL '%s'", url);
         return CN_ENOMEM;
     }
     int rc = CN_EINVAL;
     char *scheme = NULL, *host = NULL, *port = NULL;
     CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
     if (uc != CURLUE_OK) {
-        set_err(err, errlen, "bad URL '%s': %s", url, curl_url_strerror(uc));
+        (void)cn_set_err(err, errlen, 0, "bad URL '%s': %s", url, curl_url_strerror(uc));
         goto out;
     }
     if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-        set_err(err, errlen, "URL '%s': scheme '%s' is not supported; use http:// or https://",
+        (void)cn_set_err(err, errlen, 0, "URL '%s': scheme '%s' is not supported; use http:// or https://",
                 url, scheme ? scheme : "");
         goto out;
     }
     if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-        set_err(err, errlen, "URL '%s' has no host; write http://HOST:PORT/PATH", url);
+        (void)cn_set_err(err, errlen, 0, "URL '%s' has no host; write http://HOST:PORT/PATH", url);
         goto out;
     }
     snprintf(where, wlen, "%s:%s", host, port);
@@ -95,21 +77,21 @@ int cn_http_req_check(const cn_http_request *req, char *where, size_t wlen, char
                       size_t errlen)
 {
     if (req->timeout_ms <= 0 || req->timeout_ms > (int64_t)CN_MAX_DURATION_MS) {
-        set_err(err, errlen,
+        (void)cn_set_err(err, errlen, 0,
                 "request to '%s': the time-out must be more than 0 ms and at most a year",
                 req->url);
         return CN_EINVAL;
     }
     for (size_t i = 0; i < req->header_count; i++) {
         if (!req->headers[i] || has_line_break(req->headers[i])) {
-            set_err(err, errlen, "request to '%s': header '%s' is missing or contains a line break",
+            (void)cn_set_err(err, errlen, 0, "request to '%s': header '%s' is missing or contains a line break",
                     req->url, req->headers[i] ? req->headers[i] : "(null)");
             return CN_EINVAL;
         }
     }
     if (req->body && req->content_type &&
         (has_line_break(req->content_type) || strlen(req->content_type) > 400)) {
-        set_err(err, errlen,
+        (void)cn_set_err(err, errlen, 0,
                 "request to '%s': content type '%.60s' contains a line break or is too long",
                 req->url, req->content_type);
         return CN_EINVAL;

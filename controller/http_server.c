@@ -71,24 +71,6 @@ typedef struct wreq {
 
 static void conn_close(conn *c);
 
-#if defined(__GNUC__)
-#define CN_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#else
-#define CN_PRINTF(f, a)
-#endif
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) CN_PRINTF(3, 4);
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- lifetime ----------------------------------------------------------- */
 
 static void maybe_free_server(cn_http_server *s)
@@ -503,16 +485,16 @@ int cn_http_server_start(cn_http_server **out, uv_loop_t *loop, const char *host
     if (bound_port)
         *bound_port = 0;
     if (!out || !loop || !host || !handler) {
-        set_err(err, errlen, "http server: missing argument (out, loop, host or handler)");
+        (void)cn_set_err(err, errlen, 0, "http server: missing argument (out, loop, host or handler)");
         return CN_EINVAL;
     }
     if (port < 0 || port > 65535) {
-        set_err(err, errlen, "listen port %d is outside 0..65535; use 0 for a free port", port);
+        (void)cn_set_err(err, errlen, 0, "listen port %d is outside 0..65535; use 0 for a free port", port);
         return CN_EINVAL;
     }
     struct sockaddr_in addr;
     if (uv_ip4_addr(host, port, &addr) != 0) {
-        set_err(err, errlen, "listen address '%s' is not a numeric IPv4 address; use one such "
+        (void)cn_set_err(err, errlen, 0, "listen address '%s' is not a numeric IPv4 address; use one such "
                 "as 127.0.0.1", host);
         return CN_EINVAL;
     }
@@ -526,7 +508,7 @@ int cn_http_server_start(cn_http_server **out, uv_loop_t *loop, const char *host
     int rc = uv_tcp_init(loop, &s->listener);
     if (rc != 0) {
         free(s);
-        set_err(err, errlen, "cannot create a socket for %s:%d: %s", host, port, uv_strerror(rc));
+        (void)cn_set_err(err, errlen, 0, "cannot create a socket for %s:%d: %s", host, port, uv_strerror(rc));
         return CN_EIO;
     }
     s->listener.data = s;
@@ -538,7 +520,7 @@ int cn_http_server_start(cn_http_server **out, uv_loop_t *loop, const char *host
     if (rc == 0)
         rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&name, &namelen);
     if (rc != 0) {
-        set_err(err, errlen, "cannot listen on %s:%d: %s; choose another port, or 0 for a free one",
+        (void)cn_set_err(err, errlen, 0, "cannot listen on %s:%d: %s; choose another port, or 0 for a free one",
                 host, port, uv_strerror(rc));
         s->closing = true;
         uv_close((uv_handle_t *)&s->listener, on_listener_closed);

@@ -15,12 +15,6 @@
 #include "canary/schema.h" /* cn_format_duration */
 #include "canary/status.h"
 
-#if defined(__GNUC__)
-#define CN_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#else
-#define CN_PRINTF(f, a)
-#endif
-
 /* ---- names -------------------------------------------------------------- */
 
 const char *cn_rollout_state_name(cn_rollout_state s)

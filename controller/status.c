@@ -1,5 +1,8 @@
 #include "canary/status.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *cn_strerror(int status)
 {
     switch (status) {
@@ -14,4 +17,15 @@ const char *cn_strerror(int status)
     case CN_ESTORE: return "state database error";
     default: return "unknown error";
     }
+}
+
+int cn_set_err(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }

@@ -14,13 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "canary/status.h"
 #include "canary/store.h"
-
-#if defined(__GNUC__)
-#define CN_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#else
-#define CN_PRINTF(f, a)
-#endif
 
 /* The cached statements; the SQL is in store.c. */
 enum {

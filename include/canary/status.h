@@ -9,6 +9,8 @@
 #ifndef CANARY_STATUS_H
 #define CANARY_STATUS_H
 
+#include <stddef.h>
+
 enum {
     CN_OK = 0,
     CN_EINVAL = -1,  /* input is invalid; diagnostics say where and why */
@@ -23,5 +25,16 @@ enum {
 
 /* A short, static, lower-case description of a status code. */
 const char *cn_strerror(int status);
+
+#if defined(__GNUC__)
+#define CN_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define CN_PRINTF(f, a)
+#endif
+
+/* Formats a message into the caller's error buffer (err may be NULL or
+ * errlen 0: nothing is written) and returns code, so a failure reads
+ * `return cn_set_err(err, errlen, CN_EINVAL, "...", ...);`. */
+int cn_set_err(char *err, size_t errlen, int code, const char *fmt, ...) CN_PRINTF(4, 5);
 
 #endif
