@@ -23,12 +23,7 @@ const cn_command cn_cmd_plan_def = {
     "Exit status: 0 planned, 2 invalid input, 1 internal failure.\n"};
 
 static const struct option plan_options[] = {
-    {"change", required_argument, NULL, 'c'},
-    {"topology", required_argument, NULL, 't'},
-    {"policy", required_argument, NULL, 'p'},
-    {"policies", required_argument, NULL, 'P'},
-    {"git-range", required_argument, NULL, 'g'},
-    {"repo", required_argument, NULL, 'r'},
+    CN_PLANNING_OPTIONS,
     {"output", required_argument, NULL, 'o'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -58,13 +53,9 @@ int cn_cmd_plan(int argc, char **argv)
     bool json = false;
     int c;
     while ((c = getopt_long(argc, argv, ":o:h", plan_options, NULL)) != -1) {
+        if (cn_planning_flag(c, optarg, &opt))
+            continue;
         switch (c) {
-        case 'c': opt.change_path = optarg; break;
-        case 't': opt.topology_path = optarg; break;
-        case 'p': opt.policy_path = optarg; break;
-        case 'P': opt.policies_dir = optarg; break;
-        case 'g': opt.git_range = optarg; break;
-        case 'r': opt.repo_dir = optarg; break;
         case 'o':
             if (!strcmp(optarg, "json"))
                 json = true;
@@ -78,12 +69,9 @@ int cn_cmd_plan(int argc, char **argv)
     }
     if (optind < argc)
         return cn_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!opt.change_path)
-        return cn_usage_error(cmd, "--change is required");
-    if (opt.policy_path && opt.policies_dir)
-        return cn_usage_error(cmd, "give --policy or --policies, not both");
-    if (opt.repo_dir && !opt.git_range)
-        return cn_usage_error(cmd, "--repo only applies with --git-range");
+    int bad = cn_planning_flags_check(cmd, &opt);
+    if (bad != CN_EXIT_OK)
+        return bad;
 
     cn_diags diags;
     cn_diags_init(&diags);
@@ -100,4 +88,28 @@ int cn_cmd_plan(int argc, char **argv)
     cn_planning_free(&pl);
     cn_diags_free(&diags);
     return exit_code;
+}
+
+bool cn_planning_flag(int c, const char *arg, cn_planning_options *opt)
+{
+    switch (c) {
+    case 'c': opt->change_path = arg; return true;
+    case 't': opt->topology_path = arg; return true;
+    case 'p': opt->policy_path = arg; return true;
+    case 'P': opt->policies_dir = arg; return true;
+    case 'g': opt->git_range = arg; return true;
+    case 'r': opt->repo_dir = arg; return true;
+    default: return false;
+    }
+}
+
+int cn_planning_flags_check(const cn_command *cmd, const cn_planning_options *opt)
+{
+    if (!opt->change_path)
+        return cn_usage_error(cmd, "--change is required");
+    if (opt->policy_path && opt->policies_dir)
+        return cn_usage_error(cmd, "give --policy or --policies, not both");
+    if (opt->repo_dir && !opt->git_range)
+        return cn_usage_error(cmd, "--repo only applies with --git-range");
+    return CN_EXIT_OK;
 }

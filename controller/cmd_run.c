@@ -36,12 +36,7 @@ const cn_command cn_cmd_run_def = {
     "1 any other failure (an actuator that could not advance, a detached run, ...).\n"};
 
 static const struct option run_options[] = {
-    {"change", required_argument, NULL, 'c'},
-    {"topology", required_argument, NULL, 't'},
-    {"policy", required_argument, NULL, 'p'},
-    {"policies", required_argument, NULL, 'P'},
-    {"git-range", required_argument, NULL, 'g'},
-    {"repo", required_argument, NULL, 'r'},
+    CN_PLANNING_OPTIONS,
     {"state", required_argument, NULL, 's'},
     {"log-format", required_argument, NULL, 'l'},
     {"detach-on-signal", no_argument, NULL, 'd'},
@@ -233,13 +228,9 @@ int cn_cmd_run(int argc, char **argv)
     bool json = false, detach = false;
     int c;
     while ((c = getopt_long(argc, argv, ":h", run_options, NULL)) != -1) {
+        if (cn_planning_flag(c, optarg, &opt))
+            continue;
         switch (c) {
-        case 'c': opt.change_path = optarg; break;
-        case 't': opt.topology_path = optarg; break;
-        case 'p': opt.policy_path = optarg; break;
-        case 'P': opt.policies_dir = optarg; break;
-        case 'g': opt.git_range = optarg; break;
-        case 'r': opt.repo_dir = optarg; break;
         case 's': state_path = optarg; break;
         case 'd': detach = true; break;
         case 'l':
@@ -256,12 +247,9 @@ int cn_cmd_run(int argc, char **argv)
     }
     if (optind < argc)
         return cn_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!opt.change_path)
-        return cn_usage_error(cmd, "--change is required");
-    if (opt.policy_path && opt.policies_dir)
-        return cn_usage_error(cmd, "give --policy or --policies, not both");
-    if (opt.repo_dir && !opt.git_range)
-        return cn_usage_error(cmd, "--repo only applies with --git-range");
+    int bad = cn_planning_flags_check(cmd, &opt);
+    if (bad != CN_EXIT_OK)
+        return bad;
     const char *term = getenv("TERM");
     cn_view_format format = json ? CN_VIEW_JSON
                             : isatty(STDOUT_FILENO) && term && strcmp(term, "dumb")

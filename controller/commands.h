@@ -3,6 +3,7 @@
 #define CANARY_COMMANDS_H
 
 #include <getopt.h>
+#include <stdbool.h>
 
 #include "canary/engine.h"
 #include "canary/planning.h"
@@ -30,6 +31,20 @@ int cn_run_store_rollout(cn_store *store, const cn_planning *pl, const char *cmd
 /* The engine's configuration for a planned rollout. */
 cn_engine_config cn_run_engine_config(const cn_planning *pl, uv_loop_t *loop, cn_http *http,
                                       cn_store *store, cn_engine_observer observer);
+
+/* The flags `plan` and `run` share, for their getopt_long tables. */
+#define CN_PLANNING_OPTIONS                                 \
+    {"change", required_argument, NULL, 'c'},               \
+    {"topology", required_argument, NULL, 't'},             \
+    {"policy", required_argument, NULL, 'p'},               \
+    {"policies", required_argument, NULL, 'P'},             \
+    {"git-range", required_argument, NULL, 'g'},            \
+    {"repo", required_argument, NULL, 'r'}
+/* Takes getopt_long's answer c if it is one of CN_PLANNING_OPTIONS. */
+bool cn_planning_flag(int c, const char *arg, cn_planning_options *opt);
+/* The checks on those flags once all are read: CN_EXIT_OK, or the usage
+ * error (printed) to return. */
+int cn_planning_flags_check(const cn_command *cmd, const cn_planning_options *opt);
 
 /* Shared getopt_long loop behaviour: prints "canary CMD: unknown flag ..."
  * and the usage to stderr; returns CN_EXIT_INVALID for the caller to return. */
