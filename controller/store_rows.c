@@ -295,16 +295,21 @@ int cn_store_record(cn_store *s, const char *id, const cn_store_event *ev,
     }
     if (rc == SQLITE_OK)
         rc = cn_store_run(s->st[ST_BEGIN]);
-    if (rc == SQLITE_OK)
+    /* Evidence leaves the rollout's row alone: it changes no state, and a
+     * measurement each interval is the hot path. */
+    if (rc == SQLITE_OK && !ev->evidence_only)
         rc = set_state(s, id, ev, st);
-    if (rc == SQLITE_OK && sqlite3_changes(s->db) == 0) {
+    bool found = rc != SQLITE_OK || ev->evidence_only || sqlite3_changes(s->db) > 0;
+    if (rc == SQLITE_OK && found)
+        rc = append(s, id, ev); /* inserts nothing when the rollout is missing */
+    if (rc == SQLITE_OK && found && ev->evidence_only)
+        found = sqlite3_changes(s->db) > 0;
+    if (!found) {
         cn_store_rollback(s);
         return cn_store_fail(err, errlen, CN_ENOTFOUND,
                              "could not record event '%s': no rollout '%s' in '%s'", ev->type, id,
                              s->path);
     }
-    if (rc == SQLITE_OK)
-        rc = append(s, id, ev);
     int64_t n = sqlite3_last_insert_rowid(s->db);
     if (rc == SQLITE_OK && st->exit_code != -1)
         rc = end_attempt(s, id, ev, st);

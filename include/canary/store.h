@@ -78,8 +78,9 @@ typedef struct cn_store_event {
     const char *detail;     /* the evidence in words */
     const char *data_json;  /* structured evidence (values, thresholds); may be NULL */
     bool evidence_only;     /* announces no action (a measurement): committed without
-                               waiting for the disk. The next durable commit makes it
-                               durable too, because WAL frames reach the disk in order,
+                               waiting for the disk, and the rollout's row (state,
+                               updated_ms) is left as it is. The next durable commit makes
+                               it durable too, because WAL frames reach the disk in order,
                                and every event that announces an action is durable. */
 } cn_store_event;
 
