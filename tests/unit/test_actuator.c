@@ -22,6 +22,8 @@
 
 #include "canary/actuator.h"
 #include "canary/status.h"
+
+#include "checks.h"
 #include "proc.h"
 
 extern char **environ;
@@ -78,22 +80,6 @@ static int64_t elapsed_ms(const rec *r)
 {
     return (int64_t)((r->done_ns - r->started_ns) / 1000000);
 }
-
-#define assert_contains(hay, needle)                                          \
-    do {                                                                      \
-        if (!strstr((hay), (needle))) {                                       \
-            print_error("expected '%s' in '%s'\n", (needle), (hay));         \
-            fail();                                                           \
-        }                                                                     \
-    } while (0)
-
-#define assert_prefix(s, prefix)                                              \
-    do {                                                                      \
-        if (strncmp((s), (prefix), strlen(prefix))) {                         \
-            print_error("expected '%s' to start with '%s'\n", (s), (prefix)); \
-            fail();                                                           \
-        }                                                                     \
-    } while (0)
 
 /* ---- fixture: a temporary directory of scripts -------------------------- */
 

@@ -21,21 +21,7 @@
 #include "canary/http_client.h"
 #include "canary/status.h"
 
-#define assert_contains(hay, needle)                                          \
-    do {                                                                      \
-        if (!strstr((hay), (needle))) {                                       \
-            print_error("expected '%s' in '%s'\n", (needle), (hay));         \
-            fail();                                                           \
-        }                                                                     \
-    } while (0)
-
-#define assert_prefix(s, prefix)                                              \
-    do {                                                                      \
-        if (strncmp((s), (prefix), strlen(prefix))) {                         \
-            print_error("expected '%s' to start with '%s'\n", (s), (prefix)); \
-            fail();                                                           \
-        }                                                                     \
-    } while (0)
+#include "checks.h"
 
 /* ---- a raw server: one request per connection, replies as told ---------- */
 

@@ -21,21 +21,7 @@
 #include "canary/status.h"
 #include "canary/version.h"
 
-#define assert_has(hay, needle)                                               \
-    do {                                                                      \
-        if (!strstr((hay), (needle))) {                                       \
-            print_error("expected '%s' in '%s'\n", (needle), (hay));         \
-            fail();                                                           \
-        }                                                                     \
-    } while (0)
-
-#define assert_starts(s, prefix)                                              \
-    do {                                                                      \
-        if (strncmp((s), (prefix), strlen(prefix)) != 0) {                    \
-            print_error("expected '%s' to start with '%s'\n", (s), (prefix)); \
-            fail();                                                           \
-        }                                                                     \
-    } while (0)
+#include "checks.h"
 
 /* ---- a raw HTTP server on the test's loop -------------------------------- */
 
@@ -378,11 +364,11 @@ static void test_get_200(void **state)
     assert_true(res.elapsed >= 0 && res.elapsed < 3000);
     assert_int_equal(cn_http_active(f->h), 0);
     assert_int_equal(f->srv.requests, 1);
-    assert_starts(f->srv.last, "GET /api/v1/query?query=up HTTP/1.1\r\n");
-    assert_has(f->srv.last, "\r\nX-Canary-Test: one\r\n");
-    assert_has(f->srv.last, "\r\nAuthorization: Bearer t0ken\r\n");
-    assert_has(f->srv.last, "\r\nUser-Agent: canary/" CANARY_VERSION "\r\n");
-    assert_has(f->srv.last, "\r\nHost: 127.0.0.1:");
+    assert_prefix(f->srv.last, "GET /api/v1/query?query=up HTTP/1.1\r\n");
+    assert_contains(f->srv.last, "\r\nX-Canary-Test: one\r\n");
+    assert_contains(f->srv.last, "\r\nAuthorization: Bearer t0ken\r\n");
+    assert_contains(f->srv.last, "\r\nUser-Agent: canary/" CANARY_VERSION "\r\n");
+    assert_contains(f->srv.last, "\r\nHost: 127.0.0.1:");
 }
 
 static void test_post_body(void **state)
@@ -401,11 +387,11 @@ static void test_post_body(void **state)
     assert_false(res.has_error);
     assert_int_equal(res.len, 0);
     assert_string_equal(res.body, "");
-    assert_starts(f->srv.last, "POST /hook HTTP/1.1\r\n");
-    assert_has(f->srv.last, "\r\nContent-Type: application/json\r\n");
+    assert_prefix(f->srv.last, "POST /hook HTTP/1.1\r\n");
+    assert_contains(f->srv.last, "\r\nContent-Type: application/json\r\n");
     char cl[64];
     snprintf(cl, sizeof cl, "\r\nContent-Length: %zu\r\n", strlen(json));
-    assert_has(f->srv.last, cl);
+    assert_contains(f->srv.last, cl);
     size_t n = strlen(f->srv.last);
     assert_true(n > strlen(json) + 4);
     assert_string_equal(f->srv.last + n - strlen(json) - 4,
@@ -422,9 +408,9 @@ static void test_post_body(void **state)
     assert_int_equal(cn_http_start(f->h, &req, done, &res2, NULL, err, sizeof err), CN_OK);
     run_until(f, &res2.calls, 1, 3000);
     assert_int_equal(res2.status, 202);
-    assert_has(f->srv.last, "\r\nContent-Type: text/plain; charset=utf-8\r\n");
+    assert_contains(f->srv.last, "\r\nContent-Type: text/plain; charset=utf-8\r\n");
     assert_null(strstr(f->srv.last, "Expect:"));
-    assert_has(f->srv.last, "\r\nContent-Length: 3000\r\n");
+    assert_contains(f->srv.last, "\r\nContent-Length: 3000\r\n");
     n = strlen(f->srv.last);
     assert_true(n > 3000);
     assert_memory_equal(f->srv.last + n - 3000, big, 3000);
@@ -456,7 +442,7 @@ static void test_redirect_not_followed(void **state)
     assert_false(res.has_error);
     assert_string_equal(res.body, "moved");
     assert_int_equal(f->srv.requests, 1);
-    assert_starts(f->srv.last, "GET /start ");
+    assert_prefix(f->srv.last, "GET /start ");
 }
 
 /* ---- failures ---------------------------------------------------------------- */
@@ -611,9 +597,9 @@ static void test_empty_and_garbage(void **state)
     get(f, "/", 5000, 0, &res);
     run_until(f, &res.calls, 1, 3000);
     assert_int_equal(res.status, 0);
-    assert_starts(res.error, "malformed reply: ");
+    assert_prefix(res.error, "malformed reply: ");
     snprintf(want, sizeof want, "(127.0.0.1:%d)", f->srv.port);
-    assert_has(res.error, want);
+    assert_contains(res.error, want);
     assert_int_equal(res.len, 0);
 }
 
@@ -636,13 +622,13 @@ static void test_rejected_requests(void **state)
         cn_http_request req = {.url = bad[i].url, .timeout_ms = 1000};
         err[0] = '\0';
         assert_int_equal(cn_http_start(f->h, &req, done, &res, &id, err, sizeof err), CN_EINVAL);
-        assert_has(err, bad[i].why);
+        assert_contains(err, bad[i].why);
     }
     char url[128];
     url_for(url, sizeof url, f->srv.port, "/");
     cn_http_request req = {.url = url, .timeout_ms = 0};
     assert_int_equal(cn_http_start(f->h, &req, done, &res, &id, err, sizeof err), CN_EINVAL);
-    assert_has(err, "time-out must be more than 0 ms");
+    assert_contains(err, "time-out must be more than 0 ms");
     req.timeout_ms = -5;
     assert_int_equal(cn_http_start(f->h, &req, done, &res, &id, err, sizeof err), CN_EINVAL);
     const char *inject[] = {"X-A: 1\r\nX-Evil: 2"};
@@ -650,7 +636,7 @@ static void test_rejected_requests(void **state)
     req.headers = inject;
     req.header_count = 1;
     assert_int_equal(cn_http_start(f->h, &req, done, &res, &id, err, sizeof err), CN_EINVAL);
-    assert_has(err, "line break");
+    assert_contains(err, "line break");
     assert_int_equal(id, 77); /* untouched on failure */
     assert_int_equal(cn_http_active(f->h), 0);
     run_for(f, 20);
