@@ -354,7 +354,7 @@ static void on_applied(step *s)
     cn_rollout *r = s->r;
     const char *out = text_or(s->ev->why, "no output");
     if (!r->applying) {
-        record(s, "late_measurement", "actuator result with no call in flight ignored (%s)",
+        record(s, "ignored", "actuator result with no call in flight ignored (%s)",
                s->ev->ok ? "ok" : out);
         return;
     }

@@ -287,7 +287,7 @@ static const scenario SCENARIOS[] = {
      CN_STATE_ROLLED_BACK, 3, "intent_refused", "already rolling back", NULL, NULL},
     {"abort while pending ends at once: nothing was applied", {0},
      {INTENT(0, ABORT, "carol", false), START(1), PASS(2), TIMER(3), OK(4), SIGTERM(5), END},
-     "aborted finish:4 | intent_refused | late_measurement | - | late_measurement"
+     "aborted finish:4 | intent_refused | late_measurement | - | ignored"
      " | intent_refused",
      CN_STATE_ABORTED, 4, "aborted", "nothing was applied", NULL, NULL},
     {"abort during an advance rolls back when it returns, never advancing further", {0},
@@ -406,7 +406,7 @@ static const scenario SCENARIOS[] = {
       DETACH(9), START(10), END},
      STAGE1_TRACE " | operator_promote_full stop apply:advance:3:1 | stage_applied poll timer@62"
      " | operator_promote stop apply:complete:3:1 | completed stop finish:0"
-     " | late_measurement | late_measurement | - | late_measurement | intent_refused"
+     " | late_measurement | late_measurement | - | ignored | intent_refused"
      " | intent_refused | intent_refused | intent_refused",
      CN_STATE_COMPLETED, 0, "late_measurement", "the rollout is over", NULL, NULL},
 };
