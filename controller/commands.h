@@ -21,8 +21,10 @@ int cn_cmd_validate(int argc, char **argv);
 int cn_cmd_plan(int argc, char **argv);
 int cn_cmd_demo(int argc, char **argv);
 int cn_cmd_run(int argc, char **argv);
+int cn_cmd_audit(int argc, char **argv);
 
-extern const cn_command cn_cmd_validate_def, cn_cmd_plan_def, cn_cmd_run_def, cn_cmd_demo_def;
+extern const cn_command cn_cmd_validate_def, cn_cmd_plan_def, cn_cmd_run_def, cn_cmd_demo_def,
+    cn_cmd_audit_def;
 
 /* Shared by `run` and `demo` (cmd_run.c). Stores the planned rollout as
  * pending, the row the engine then records into; prints what failed as

@@ -15,7 +15,7 @@
 #include "canary/status.h"
 #include "store_internal.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 /* PRAGMA application_id marks the file as canary's ("CNRY"), so a database
  * of another program that happens to have user_version 1 is not misread. */
 #define APPLICATION_ID 0x434E5259
@@ -23,9 +23,10 @@
  * wait for each other's short transactions instead of failing at once. */
 #define BUSY_TIMEOUT_MS 5000
 
-/* Schema 1, created in one transaction on an empty file. Whole statements
- * are constant text: nothing from outside is ever spliced into SQL. */
-static const char SCHEMA_V1[] =
+/* Schema 1, created in one transaction on an empty file, and then
+ * upgraded like any schema 1 file. Whole statements are constant text:
+ * nothing from outside is ever spliced into SQL. */
+const char cn_store_schema_v1[] =
     "CREATE TABLE rollouts ("
     " id TEXT PRIMARY KEY NOT NULL,"
     " attempt INTEGER NOT NULL CHECK (attempt >= 1),"
@@ -86,6 +87,14 @@ static const char SCHEMA_V1[] =
     "PRAGMA application_id = 1129206361;" /* APPLICATION_ID */
     "PRAGMA user_version = 1;";
 
+/* Schema 1 to 2: the audit chain's head per rollout (docs/state.md, "Audit
+ * chain"). Nothing is recomputed: events written before have no hash and
+ * are reported as unchained, and the chain starts at the next event. */
+static const char SCHEMA_V2[] =
+    "ALTER TABLE rollouts ADD COLUMN events INTEGER NOT NULL DEFAULT 0 CHECK (events >= 0);"
+    "ALTER TABLE rollouts ADD COLUMN last_hash BLOB;"
+    "PRAGMA user_version = 2;";
+
 static const char *const SQL[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
@@ -106,10 +115,20 @@ static const char *const SQL[ST_COUNT] = {
         " machine, created_ms, updated_ms FROM rollouts WHERE id = ?1",
     [ST_SET_STATE] =
         "UPDATE rollouts SET state = ?2, stage = ?3, weight = ?4, exit_code = ?5,"
-        " machine = coalesce(?6, machine), updated_ms = ?7 WHERE id = ?1",
+        " machine = coalesce(?6, machine), updated_ms = ?7, events = ?8, last_hash = ?9"
+        " WHERE id = ?1",
+    /* The seq the next event gets, read before the insert because it is
+     * hashed and events cannot be updated afterwards: AUTOINCREMENT's own
+     * rule, the larger of the highest seq ever used and the highest
+     * present, plus one. BEGIN IMMEDIATE keeps it ours until the insert. */
+    [ST_CHAIN_HEAD] =
+        "SELECT attempt, events, last_hash, max("
+        "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
+        " coalesce((SELECT max(seq) FROM events), 0)) + 1 FROM rollouts WHERE id = ?1",
+    [ST_SET_CHAIN] = "UPDATE rollouts SET events = ?2, last_hash = ?3 WHERE id = ?1",
     [ST_APPEND] =
-        "INSERT INTO events (rollout, attempt, time_ms, type, actor, detail, data)"
-        " SELECT id, attempt, ?2, ?3, ?4, ?5, ?6 FROM rollouts WHERE id = ?1",
+        "INSERT INTO events (seq, rollout, attempt, time_ms, type, actor, detail, data,"
+        " prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [ST_END_ATTEMPT] =
         "UPDATE attempts SET ended_ms = ?2, exit_code = ?3 WHERE rollout = ?1"
         " AND attempt = (SELECT attempt FROM rollouts WHERE id = ?1)"
@@ -242,10 +261,11 @@ static int make_parent(const char *path, char *err, size_t errlen)
     return code;
 }
 
-enum { FILE_EMPTY, FILE_CURRENT };
+enum { FILE_EMPTY, FILE_OLD, FILE_CURRENT };
 
 /* Decides, without changing the file, whether it is empty (to be given
- * the schema) or a canary database of this schema; refuses anything else. */
+ * the schema), a canary database of an older schema (to be upgraded) or of
+ * this one; refuses anything else. */
 static int classify(cn_store *s, int *kind, char *err, size_t errlen)
 {
     long long version = 0, app = 0, objects = 0;
@@ -263,23 +283,26 @@ static int classify(cn_store *s, int *kind, char *err, size_t errlen)
         *kind = FILE_EMPTY;
         return CN_OK;
     }
-    if (app != APPLICATION_ID || version == 0)
+    if (app != APPLICATION_ID || version <= 0)
         return cn_store_fail(err, errlen, CN_ESTORE,
                              "'%s' is not a canary state database; move it away or pass "
                              "another --state path",
                              s->path);
-    if (version != SCHEMA_VERSION)
+    if (version > SCHEMA_VERSION)
         return cn_store_fail(err, errlen, CN_ESTORE,
                              "state database '%s' was written by a newer canary (schema %lld, "
                              "this one knows %d); use that canary or another --state path",
                              s->path, version, SCHEMA_VERSION);
-    *kind = FILE_CURRENT;
+    s->schema = (int)version;
+    *kind = version == SCHEMA_VERSION ? FILE_CURRENT : FILE_OLD;
     return CN_OK;
 }
 
-/* Creates the schema under the write lock, after looking again: another
- * canary may have created it since classify() looked. */
-static int create_schema(cn_store *s, char *err, size_t errlen)
+/* Creates or upgrades the schema under the write lock, after looking
+ * again: another canary may have done it since classify() looked. A new
+ * file gets schema 1 and then the same upgrade an old file gets, so the
+ * upgrade is the path every database takes. */
+static int upgrade_schema(cn_store *s, char *err, size_t errlen)
 {
     int code = exec(s, "BEGIN IMMEDIATE", err, errlen, "start creating the schema");
     if (code)
@@ -287,11 +310,15 @@ static int create_schema(cn_store *s, char *err, size_t errlen)
     int kind = FILE_CURRENT;
     code = classify(s, &kind, err, errlen);
     if (!code && kind == FILE_EMPTY)
-        code = exec(s, SCHEMA_V1, err, errlen, "create the schema");
+        code = exec(s, cn_store_schema_v1, err, errlen, "create the schema");
+    if (!code && kind != FILE_CURRENT)
+        code = exec(s, SCHEMA_V2, err, errlen, "upgrade the schema from version 1 to 2");
     if (!code)
         code = exec(s, "COMMIT", err, errlen, "commit the schema");
     if (code && !sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (!code)
+        s->schema = SCHEMA_VERSION;
     return code;
 }
 
@@ -322,14 +349,18 @@ static int configure(cn_store *s, char *err, size_t errlen)
     code = exec(s, "PRAGMA synchronous = FULL", err, errlen, "set synchronous=FULL");
     if (!code)
         code = exec(s, "PRAGMA foreign_keys = ON", err, errlen, "turn on foreign keys");
-    if (!code && kind == FILE_EMPTY)
-        code = create_schema(s, err, errlen);
+    if (!code && kind != FILE_CURRENT)
+        code = upgrade_schema(s, err, errlen);
     return code;
 }
 
 static int prepare_all(cn_store *s, char *err, size_t errlen)
 {
     for (int i = 0; i < ST_COUNT; i++) {
+        /* A read-only connection may look at a schema 1 file, which it
+         * cannot upgrade: only the statements that read are prepared. */
+        if (s->readonly && i != ST_FIND && i != ST_GET)
+            continue;
         int rc = sqlite3_prepare_v3(s->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
         if (rc != SQLITE_OK)
             return cn_store_fail_db(s, err, errlen, rc,
@@ -340,7 +371,8 @@ static int prepare_all(cn_store *s, char *err, size_t errlen)
     return CN_OK;
 }
 
-int cn_store_open(cn_store **out, const char *path, char *err, size_t errlen)
+/* Both opens: the checks, the connection and its settings. */
+static int open_store(cn_store **out, const char *path, bool readonly, char *err, size_t errlen)
 {
     if (err && errlen)
         err[0] = '\0';
@@ -349,20 +381,25 @@ int cn_store_open(cn_store **out, const char *path, char *err, size_t errlen)
     *out = NULL;
     if (!path || !*path)
         return cn_store_fail(err, errlen, CN_EINVAL, "no state database path given");
-    int code = make_parent(path, err, errlen);
+    struct stat sb;
+    if (readonly && stat(path, &sb) != 0)
+        return cn_store_fail(err, errlen, CN_ESTORE,
+                             "cannot read state database '%s': %s; pass the right --state path",
+                             path, strerror(errno));
+    int code = readonly ? CN_OK : make_parent(path, err, errlen);
     if (code)
         return code;
     cn_store *s = calloc(1, sizeof *s);
     if (!s)
         return cn_store_fail(err, errlen, CN_ENOMEM, "out of memory");
+    s->readonly = readonly;
     s->path = strdup(path);
     if (!s->path) {
         code = cn_store_fail(err, errlen, CN_ENOMEM, "out of memory");
         goto fail;
     }
-    int rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         if (!s->db)
             code = cn_store_fail(err, errlen, CN_ENOMEM, "out of memory");
@@ -372,7 +409,16 @@ int cn_store_open(cn_store **out, const char *path, char *err, size_t errlen)
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-    code = configure(s, err, errlen);
+    if (readonly) {
+        int kind = FILE_CURRENT;
+        code = classify(s, &kind, err, errlen);
+        if (!code && kind == FILE_EMPTY)
+            code = cn_store_fail(err, errlen, CN_ESTORE,
+                                 "state database '%s' is empty: nothing was ever stored in it",
+                                 path);
+    } else {
+        code = configure(s, err, errlen);
+    }
     if (!code)
         code = prepare_all(s, err, errlen);
     if (code)
@@ -382,6 +428,16 @@ int cn_store_open(cn_store **out, const char *path, char *err, size_t errlen)
 fail:
     cn_store_close(s);
     return code;
+}
+
+int cn_store_open(cn_store **out, const char *path, char *err, size_t errlen)
+{
+    return open_store(out, path, false, err, errlen);
+}
+
+int cn_store_open_readonly(cn_store **out, const char *path, char *err, size_t errlen)
+{
+    return open_store(out, path, true, err, errlen);
 }
 
 void cn_store_close(cn_store *s)

@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "canary/status.h"
 #include "canary/store.h"
@@ -27,7 +28,9 @@ enum {
     ST_INSERT_ATTEMPT,
     ST_GET,            /* every column of a rollout */
     ST_SET_STATE,
-    ST_APPEND,         /* an event, under the rollout's current attempt */
+    ST_CHAIN_HEAD,     /* attempt, events, last_hash of a rollout, and the next seq */
+    ST_SET_CHAIN,      /* events and last_hash, for evidence that changes no state */
+    ST_APPEND,         /* an event with its seq and hashes */
     ST_END_ATTEMPT,
     ST_COUNT
 };
@@ -37,7 +40,14 @@ struct cn_store {
     char *path;
     sqlite3_stmt *st[ST_COUNT];
     bool relaxed; /* synchronous=NORMAL is in force */
+    bool readonly; /* cn_store_open_readonly: only ST_FIND and ST_GET are prepared */
+    int schema;    /* the file's user_version: 1 only when read-only */
 };
+
+/* The schema 1 script, for the migration test (a schema 1 file as the
+ * canary before the audit chain created it). */
+extern const char cn_store_schema_v1[];
+
 
 /* Formats a message into err and returns code. */
 int cn_store_fail(char *err, size_t errlen, int code, const char *fmt, ...) CN_PRINTF(4, 5);

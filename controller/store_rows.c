@@ -63,6 +63,9 @@ int cn_store_create(cn_store *s, const cn_rollout_row *row, char *err, size_t er
 {
     if (!s)
         return cn_store_fail(err, errlen, CN_EINVAL, "no store");
+    if (s->readonly)
+        return cn_store_fail(err, errlen, CN_EINVAL,
+                             "state database '%s' was opened read-only; cannot create", s->path);
     int code = check_row(row, err, errlen);
     if (code)
         return code;
@@ -222,8 +225,37 @@ int cn_store_get(cn_store *s, const char *id, cn_rollout_row *row, char *err, si
 
 /* ---- the event log ------------------------------------------------------ */
 
+/* The chain head of a rollout, read inside the write transaction. */
+typedef struct chain_link {
+    int attempt;
+    int64_t index, seq; /* the new event's */
+    unsigned char prev[CN_AUDIT_HASH_SIZE], hash[CN_AUDIT_HASH_SIZE];
+} chain_link;
+
+/* Reads the rollout's attempt and chain head, and the next seq: SQLITE_ROW
+ * when found (link filled), SQLITE_DONE when there is no such rollout. A
+ * last_hash that is not 32 bytes means the row was changed: the new event
+ * is chained to zeros, and verify reports the rollout. */
+static int chain_head(cn_store *s, const char *id, chain_link *link)
+{
+    sqlite3_stmt *h = s->st[ST_CHAIN_HEAD];
+    int rc = bind_text(h, 1, id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(h);
+    if (rc == SQLITE_ROW) {
+        link->attempt = sqlite3_column_int(h, 0);
+        link->index = sqlite3_column_int64(h, 1) + 1;
+        memset(link->prev, 0, sizeof link->prev);
+        if (sqlite3_column_bytes(h, 2) == CN_AUDIT_HASH_SIZE)
+            memcpy(link->prev, sqlite3_column_blob(h, 2), CN_AUDIT_HASH_SIZE);
+        link->seq = sqlite3_column_int64(h, 3);
+    }
+    sqlite3_reset(h);
+    return rc;
+}
+
 static int set_state(cn_store *s, const char *id, const cn_store_event *ev,
-                     const cn_store_state *st)
+                     const cn_store_state *st, const chain_link *link)
 {
     sqlite3_stmt *u = s->st[ST_SET_STATE];
     int rc = bind_text(u, 1, id);
@@ -239,23 +271,47 @@ static int set_state(cn_store *s, const char *id, const cn_store_event *ev,
         rc = bind_text(u, 6, st->machine_json);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(u, 7, ev->time_ms);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(u, 8, link->index);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob(u, 9, link->hash, CN_AUDIT_HASH_SIZE, SQLITE_STATIC);
     return rc == SQLITE_OK ? cn_store_run(u) : rc;
 }
 
-static int append(cn_store *s, const char *id, const cn_store_event *ev)
+/* Evidence moves only the chain head: one statement, no state. */
+static int set_chain(cn_store *s, const char *id, const chain_link *link)
+{
+    sqlite3_stmt *u = s->st[ST_SET_CHAIN];
+    int rc = bind_text(u, 1, id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(u, 2, link->index);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob(u, 3, link->hash, CN_AUDIT_HASH_SIZE, SQLITE_STATIC);
+    return rc == SQLITE_OK ? cn_store_run(u) : rc;
+}
+
+static int append(cn_store *s, const char *id, const cn_store_event *ev, const chain_link *link)
 {
     sqlite3_stmt *a = s->st[ST_APPEND];
-    int rc = bind_text(a, 1, id);
+    int rc = sqlite3_bind_int64(a, 1, link->seq);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(a, 2, ev->time_ms);
+        rc = bind_text(a, 2, id);
     if (rc == SQLITE_OK)
-        rc = bind_text(a, 3, ev->type);
+        rc = sqlite3_bind_int(a, 3, link->attempt);
     if (rc == SQLITE_OK)
-        rc = bind_text(a, 4, ev->actor);
+        rc = sqlite3_bind_int64(a, 4, ev->time_ms);
     if (rc == SQLITE_OK)
-        rc = bind_text(a, 5, ev->detail);
+        rc = bind_text(a, 5, ev->type);
     if (rc == SQLITE_OK)
-        rc = bind_text(a, 6, ev->data_json);
+        rc = bind_text(a, 6, ev->actor);
+    if (rc == SQLITE_OK)
+        rc = bind_text(a, 7, ev->detail);
+    if (rc == SQLITE_OK)
+        rc = bind_text(a, 8, ev->data_json);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob(a, 9, link->prev, CN_AUDIT_HASH_SIZE, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob(a, 10, link->hash, CN_AUDIT_HASH_SIZE, SQLITE_STATIC);
     return rc == SQLITE_OK ? cn_store_run(a) : rc;
 }
 
@@ -271,11 +327,25 @@ static int end_attempt(cn_store *s, const char *id, const cn_store_event *ev,
     return rc == SQLITE_OK ? cn_store_run(e) : rc;
 }
 
+/* Hashes the event into link (index, seq and prev already read). */
+static int chain(const char *id, const cn_store_event *ev, chain_link *link)
+{
+    char *canonical = NULL;
+    int code = cn_audit_canonical(id, link->attempt, link->index, link->seq, ev, &canonical);
+    if (!code)
+        code = cn_audit_hash(link->prev, canonical, link->hash);
+    free(canonical);
+    return code;
+}
+
 int cn_store_record(cn_store *s, const char *id, const cn_store_event *ev,
                     const cn_store_state *st, int64_t *seq, char *err, size_t errlen)
 {
     if (!s || !id || !ev || !st)
         return cn_store_fail(err, errlen, CN_EINVAL, "no store, rollout id, event or state");
+    if (s->readonly)
+        return cn_store_fail(err, errlen, CN_EINVAL,
+                             "state database '%s' was opened read-only; cannot record", s->path);
     if (!ev->type || !ev->actor || !ev->detail || !st->state)
         return cn_store_fail(err, errlen, CN_EINVAL,
                              "an event for rollout '%s' lacks its type, actor, detail or state", id);
@@ -295,29 +365,43 @@ int cn_store_record(cn_store *s, const char *id, const cn_store_event *ev,
     }
     if (rc == SQLITE_OK)
         rc = cn_store_run(s->st[ST_BEGIN]);
-    /* Evidence leaves the rollout's row alone: it changes no state, and a
-     * measurement each interval is the hot path. */
-    if (rc == SQLITE_OK && !ev->evidence_only)
-        rc = set_state(s, id, ev, st);
-    bool found = rc != SQLITE_OK || ev->evidence_only || sqlite3_changes(s->db) > 0;
-    if (rc == SQLITE_OK && found)
-        rc = append(s, id, ev); /* inserts nothing when the rollout is missing */
-    if (rc == SQLITE_OK && found && ev->evidence_only)
-        found = sqlite3_changes(s->db) > 0;
-    if (!found) {
-        cn_store_rollback(s);
-        return cn_store_fail(err, errlen, CN_ENOTFOUND,
-                             "could not record event '%s': no rollout '%s' in '%s'", ev->type, id,
-                             s->path);
+    chain_link link;
+    if (rc == SQLITE_OK) {
+        rc = chain_head(s, id, &link);
+        if (rc == SQLITE_DONE) {
+            cn_store_rollback(s);
+            return cn_store_fail(err, errlen, CN_ENOTFOUND,
+                                 "could not record event '%s': no rollout '%s' in '%s'", ev->type,
+                                 id, s->path);
+        }
+        if (rc == SQLITE_ROW)
+            rc = SQLITE_OK;
     }
-    int64_t n = sqlite3_last_insert_rowid(s->db);
+    if (rc == SQLITE_OK) {
+        int code = chain(id, ev, &link);
+        if (code) {
+            cn_store_rollback(s);
+            return code == CN_EINVAL
+                       ? cn_store_fail(err, errlen, code,
+                                       "event '%s' for rollout '%s' has data that is not JSON",
+                                       ev->type, id)
+                       : cn_store_fail(err, errlen, code, "out of memory hashing event '%s'",
+                                       ev->type);
+        }
+    }
+    /* Evidence leaves the rollout's state alone: it changes none, and a
+     * measurement each interval is the hot path; only the chain head moves. */
+    if (rc == SQLITE_OK)
+        rc = ev->evidence_only ? set_chain(s, id, &link) : set_state(s, id, ev, st, &link);
+    if (rc == SQLITE_OK)
+        rc = append(s, id, ev, &link);
     if (rc == SQLITE_OK && st->exit_code != -1)
         rc = end_attempt(s, id, ev, st);
     if (rc == SQLITE_OK)
         rc = cn_store_run(s->st[ST_COMMIT]);
     if (rc == SQLITE_OK) {
         if (seq)
-            *seq = n;
+            *seq = link.seq;
         return CN_OK;
     }
     int code = cn_store_fail_db(s, err, errlen, rc, "could not record event '%s' for rollout '%s' in '%s'",

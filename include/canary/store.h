@@ -8,12 +8,15 @@
  * the event announces (state is written before the action it records).
  * Only events marked evidence_only (measurements, which announce nothing)
  * skip the wait; the next durable commit carries them to disk.
- * Events are never updated or deleted (triggers refuse it). The schema has
- * room for what comes next: attempts (--new-attempt), operator intents, a
- * lease per rollout (one driver), and a hash chain over events (audit);
- * PRAGMA user_version is the schema version, and a database from a newer
- * canary, or a database that is not canary's, is refused rather than
- * misread or changed. docs/state.md describes the tables.
+ * Events are never updated or deleted (triggers refuse it), and each is
+ * chained to the one before it of the same rollout by a SHA-256 hash (the
+ * audit chain, below), so a row changed or deleted by someone who could
+ * write the file is found by cn_store_audit_verify(). The schema has room
+ * for what comes next: attempts (--new-attempt), operator intents, a lease
+ * per rollout (one driver). PRAGMA user_version is the schema version (2);
+ * a schema 1 file is upgraded when opened for writing, and a database from
+ * a newer canary, or a database that is not canary's, is refused rather
+ * than misread or changed. docs/state.md describes the tables.
  *
  * Functions return CN_OK or a CN_E* code with the reason in err (which may
  * be NULL); nothing here exits or prints. A damaged file gives CN_ESTORE,
@@ -31,10 +34,16 @@ typedef struct cn_store cn_store;
 
 /* Opens the database at path, creating the file, and its directory (the
  * last component only, mode 0700) when that is missing, and the schema when
- * the file is empty. *out is NULL on failure. CN_ESTORE when it cannot be
+ * the file is empty; a schema 1 file is upgraded to 2 in one transaction. *out is NULL on failure. CN_ESTORE when it cannot be
  * opened or is not a canary database (err names the path); CN_EINVAL when
  * path is NULL or empty. */
 int cn_store_open(cn_store **out, const char *path, char *err, size_t errlen);
+/* The same for reading only (audit, status): SQLITE_OPEN_READONLY, no
+ * directory or schema is created and nothing is upgraded; a missing or
+ * empty file is CN_ESTORE. A schema 1 file is read as it is (its events
+ * are all unchained). cn_store_create and cn_store_record on such a store
+ * give CN_EINVAL. */
+int cn_store_open_readonly(cn_store **out, const char *path, char *err, size_t errlen);
 /* Closes s (NULL is fine). */
 void cn_store_close(cn_store *s);
 
@@ -78,8 +87,9 @@ typedef struct cn_store_event {
     const char *detail;     /* the evidence in words */
     const char *data_json;  /* structured evidence (values, thresholds); may be NULL */
     bool evidence_only;     /* announces no action (a measurement): committed without
-                               waiting for the disk, and the rollout's row (state,
-                               updated_ms) is left as it is. The next durable commit makes
+                               waiting for the disk, and the rollout's state and
+                               updated_ms are left as they are (only its chain head,
+                               events and last_hash, moves). The next durable commit makes
                                it durable too, because WAL frames reach the disk in order,
                                and every event that announces an action is durable. */
 } cn_store_event;
@@ -97,9 +107,11 @@ typedef struct cn_store_state {
  * state and updated_ms (= ev->time_ms), in one transaction, durably. An
  * exit_code other than -1 also closes the attempt (ended_ms, exit_code).
  * seq (may be NULL) receives the event's sequence number, which increases
- * across the whole database. CN_ENOTFOUND when the rollout does not exist,
- * CN_EINVAL when type, actor, detail or state is NULL or weight is not
- * finite. On any failure nothing is written. */
+ * across the whole database. The event is chained (see the audit chain):
+ * its hash is computed and the rollout's chain head moved in the same
+ * transaction. CN_ENOTFOUND when the rollout does not exist, CN_EINVAL
+ * when type, actor, detail or state is NULL, data_json is not JSON, or
+ * weight is not finite. On any failure nothing is written. */
 int cn_store_record(cn_store *s, const char *id, const cn_store_event *ev,
                     const cn_store_state *st, int64_t *seq, char *err, size_t errlen);
 
@@ -110,5 +122,90 @@ int cn_store_record(cn_store *s, const char *id, const cn_store_event *ev,
 typedef int (*cn_store_event_fn)(void *ctx, int64_t seq, const cn_store_event *ev);
 int cn_store_events(cn_store *s, const char *id, cn_store_event_fn fn, void *ctx,
                     char *err, size_t errlen);
+
+/* ---- the audit chain ------------------------------------------------------
+ *
+ * One chain per rollout, in seq order, over every attempt. Event number
+ * index (1-based, counted per rollout) is hashed as
+ *     hash = SHA-256(prev_hash || canonical JSON of the event)
+ * with prev_hash the rollout's previous event's hash, or 32 zero bytes for
+ * its first. The canonical JSON is one compact line, keys sorted, ASCII
+ * only (\uXXXX escapes), reals with 17 significant digits, of exactly
+ * these keys: actor, attempt, data (the data_json value parsed, or null),
+ * detail, index, rollout, seq, time_ms, type. Text that is not valid UTF-8
+ * has each bad byte replaced by U+FFFD there (the row keeps its bytes).
+ * Because index and seq are hashed, a deleted event breaks the hash of the
+ * next one; the rollouts row keeps the count (events) and the last hash
+ * (last_hash), which finds a deleted last event. Events written before
+ * schema 2 have no hash ("unchained") and come first in their rollout.
+ * An attacker who rewrites the file can recompute every hash: keep the
+ * last hash (canary audit export) somewhere else to detect that. */
+
+#define CN_AUDIT_HASH_SIZE 32
+
+/* The canonical JSON of an event into *out (free() it). CN_EINVAL when
+ * data_json is not JSON, CN_ENOMEM. */
+int cn_audit_canonical(const char *rollout, int attempt, int64_t index, int64_t seq,
+                       const cn_store_event *ev, char **out);
+/* out = SHA-256(prev || canonical). CN_ENOMEM when OpenSSL fails. */
+int cn_audit_hash(const unsigned char prev[CN_AUDIT_HASH_SIZE], const char *canonical,
+                  unsigned char out[CN_AUDIT_HASH_SIZE]);
+
+/* One event as stored, for audit. */
+typedef struct cn_audit_entry {
+    const char *rollout;
+    int attempt;
+    int64_t index;          /* n-th chained event of the rollout; 0 when unchained */
+    int64_t seq;
+    cn_store_event ev;      /* evidence_only is false: the log does not keep it */
+    const char *canonical;  /* as hashed, with index as above; NULL when the stored
+                               data is not JSON (the row was changed) */
+    bool chained;           /* it has a hash */
+    bool well_formed;       /* chained, with prev_hash and hash of 32 bytes each */
+    unsigned char prev_hash[CN_AUDIT_HASH_SIZE], hash[CN_AUDIT_HASH_SIZE]; /* as stored */
+} cn_audit_entry;
+
+/* Calls fn for each event of rollout id (NULL: every rollout, in the order
+ * they were created) in seq order; strings are valid during the call only.
+ * fn returning non-zero stops the walk (CN_OK). CN_ENOTFOUND for an
+ * unknown id. */
+typedef int (*cn_audit_entry_fn)(void *ctx, const cn_audit_entry *e);
+int cn_store_audit_events(cn_store *s, const char *id, cn_audit_entry_fn fn, void *ctx,
+                          char *err, size_t errlen);
+
+typedef enum {
+    CN_AUDIT_INTACT,     /* every chained event matches, the head too */
+    CN_AUDIT_CHANGED,    /* event index (seq, type) does not match its hash */
+    CN_AUDIT_MISSING,    /* events index .. index+missing-1 are gone, before seq */
+    CN_AUDIT_TRUNCATED,  /* the last `missing` events are gone */
+    CN_AUDIT_UNHASHED,   /* event seq has no hash but follows chained ones */
+    CN_AUDIT_HEAD        /* events/last_hash of the rollouts row disagree with the log */
+} cn_audit_verdict;
+
+/* The verdict on one rollout: the first problem found, or none. */
+typedef struct cn_audit_result {
+    const char *rollout;
+    cn_audit_verdict verdict;
+    int64_t recorded;       /* the rollouts row's events count */
+    int64_t found;          /* chained events read before the verdict (all when intact) */
+    int64_t unchained;      /* events written before the audit chain */
+    int64_t index, seq;     /* CHANGED: the event; MISSING: the first index gone and the
+                               seq of the event after the gap; UNHASHED: seq */
+    int64_t missing;        /* MISSING, TRUNCATED */
+    const char *type;       /* CHANGED, UNHASHED: the event's type */
+} cn_audit_result;
+
+/* Recomputes the chain of rollout id (NULL: of each rollout) and calls fn
+ * once per rollout with its verdict (fn's strings are valid during the
+ * call). CN_OK also when a chain is broken: the verdicts say so. CN_ENOTFOUND
+ * for an unknown id. */
+typedef void (*cn_audit_result_fn)(void *ctx, const cn_audit_result *r);
+int cn_store_audit_verify(cn_store *s, const char *id, cn_audit_result_fn fn, void *ctx,
+                          char *err, size_t errlen);
+
+/* The verdict in words, as `canary audit verify` prints it: "rollout X:
+ * event #3 (seq 7, type stage_applied) does not match its hash: the row
+ * was changed", ...; for an intact chain "rollout X: N events intact". */
+void cn_audit_describe(const cn_audit_result *r, char *buf, size_t len);
 
 #endif

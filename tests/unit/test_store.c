@@ -173,7 +173,7 @@ static void test_open_creates_everything(void **state)
     char mode[32];
     raw_text(db, "PRAGMA journal_mode", mode, sizeof mode);
     assert_string_equal(mode, "wal");
-    assert_int_equal(raw_int(db, "PRAGMA user_version"), 1);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), 2);
     assert_int_equal(raw_int(db, "PRAGMA application_id"), 0x434E5259);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND"
                                  " name IN ('rollouts', 'attempts', 'events', 'intents', 'leases')"),
@@ -205,7 +205,7 @@ static void test_reopen_keeps_data(void **state)
     cn_store_close(s);
 
     sqlite3 *db = raw_open(path);
-    assert_int_equal(raw_int(db, "PRAGMA user_version"), 1);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), 2);
     sqlite3_close(db);
 }
 
@@ -223,7 +223,7 @@ static void test_newer_schema_refused(void **state)
     assert_null(s);
     char want[600];
     snprintf(want, sizeof want,
-             "state database '%s' was written by a newer canary (schema 99, this one knows 1)",
+             "state database '%s' was written by a newer canary (schema 99, this one knows 2)",
              path);
     assert_non_null(strstr(err, want));
 
@@ -501,7 +501,7 @@ static void test_record_updates_and_appends(void **state)
     sqlite3 *db = raw_open(path);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM events"), 3);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM events WHERE attempt = 1"), 3);
-    assert_int_equal(raw_int(db, "SELECT count(*) FROM events WHERE hash IS NULL"), 3);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM events WHERE length(hash) = 32"), 3);
     /* A finished rollout closes its attempt. */
     assert_int_equal(raw_int(db, "SELECT ended_ms FROM attempts WHERE attempt = 1"), 300);
     assert_int_equal(raw_int(db, "SELECT exit_code FROM attempts WHERE attempt = 1"), 0);
