@@ -340,7 +340,21 @@ static int prepare_all(cn_store *s, char *err, size_t errlen)
     return CN_OK;
 }
 
-int cn_store_open(cn_store **out, const char *path, char *err, size_t errlen)
+/* Read-only: the file must exist and be a canary database already; no
+ * pragma that writes (journal mode, schema) is run, so looking at a file
+ * never changes it. */
+static int configure_readonly(cn_store *s, char *err, size_t errlen)
+{
+    int kind = FILE_CURRENT;
+    int code = classify(s, &kind, err, errlen);
+    if (!code && kind == FILE_EMPTY)
+        code = cn_store_fail(err, errlen, CN_ESTORE,
+                             "state database '%s' is empty: no rollout was ever stored in it",
+                             s->path);
+    return code;
+}
+
+static int open_store(cn_store **out, const char *path, bool readonly, char *err, size_t errlen)
 {
     if (err && errlen)
         err[0] = '\0';
@@ -349,7 +363,15 @@ int cn_store_open(cn_store **out, const char *path, char *err, size_t errlen)
     *out = NULL;
     if (!path || !*path)
         return cn_store_fail(err, errlen, CN_EINVAL, "no state database path given");
-    int code = make_parent(path, err, errlen);
+    int code = CN_OK;
+    if (readonly) {
+        struct stat sb;
+        if (stat(path, &sb) != 0)
+            return cn_store_fail(err, errlen, errno == ENOENT ? CN_ENOTFOUND : CN_ESTORE,
+                                 "no state database at '%s': %s", path, strerror(errno));
+    } else {
+        code = make_parent(path, err, errlen);
+    }
     if (code)
         return code;
     cn_store *s = calloc(1, sizeof *s);
@@ -360,9 +382,8 @@ int cn_store_open(cn_store **out, const char *path, char *err, size_t errlen)
         code = cn_store_fail(err, errlen, CN_ENOMEM, "out of memory");
         goto fail;
     }
-    int rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         if (!s->db)
             code = cn_store_fail(err, errlen, CN_ENOMEM, "out of memory");
@@ -372,7 +393,7 @@ int cn_store_open(cn_store **out, const char *path, char *err, size_t errlen)
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-    code = configure(s, err, errlen);
+    code = readonly ? configure_readonly(s, err, errlen) : configure(s, err, errlen);
     if (!code)
         code = prepare_all(s, err, errlen);
     if (code)
@@ -382,6 +403,16 @@ int cn_store_open(cn_store **out, const char *path, char *err, size_t errlen)
 fail:
     cn_store_close(s);
     return code;
+}
+
+int cn_store_open(cn_store **out, const char *path, char *err, size_t errlen)
+{
+    return open_store(out, path, false, err, errlen);
+}
+
+int cn_store_open_readonly(cn_store **out, const char *path, char *err, size_t errlen)
+{
+    return open_store(out, path, true, err, errlen);
 }
 
 void cn_store_close(cn_store *s)
