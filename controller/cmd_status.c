@@ -331,9 +331,9 @@ static void print_stages(const char *plan_json, unsigned current)
         cn_format_duration(bake, sizeof bake,
                            (int64_t)(json_number_value(json_object_get(st, "bake_seconds")) *
                                      1000.0));
-        printf("  %c %3lld  %8g%%  bake %-8s%s\n", (unsigned)index == current ? '>' : ' ',
-               (long long)index, weight, bake,
-               json_is_true(json_object_get(st, "approval")) ? "  approval" : "");
+        bool gate = json_is_true(json_object_get(st, "approval"));
+        printf("  %c %3lld  %8g%%  bake %-*s%s\n", (unsigned)index == current ? '>' : ' ',
+               (long long)index, weight, gate ? 8 : 0, bake, gate ? "  approval" : "");
     }
     json_decref(plan);
 }
