@@ -195,7 +195,11 @@ static int show_list(cn_store *s, bool json)
         exit_code = read_events(s, r->id, &last);
         if (exit_code) {
             events_free(&last);
-            break;
+            cn_rollout_rows_free(rows, n); /* read_events said why */
+            json_decref(arr);
+            free(cells);
+            free(text);
+            return exit_code;
         }
         if (json) {
             json_t *o = row_json(r);
