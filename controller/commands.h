@@ -4,6 +4,8 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "canary/engine.h"
 #include "canary/planning.h"
@@ -21,10 +23,33 @@ int cn_cmd_validate(int argc, char **argv);
 int cn_cmd_plan(int argc, char **argv);
 int cn_cmd_demo(int argc, char **argv);
 int cn_cmd_run(int argc, char **argv);
+int cn_cmd_status(int argc, char **argv);
+int cn_cmd_history(int argc, char **argv);
 int cn_cmd_audit(int argc, char **argv);
 
 extern const cn_command cn_cmd_validate_def, cn_cmd_plan_def, cn_cmd_run_def, cn_cmd_demo_def,
-    cn_cmd_audit_def;
+    cn_cmd_status_def, cn_cmd_history_def, cn_cmd_audit_def;
+
+/* Shared by `status` and `history`, which only read (cmd_history.c). */
+#define CN_DEFAULT_STATE ".canary/state.db"
+/* Opens path read-only into *s; on failure prints "canary CMD: ..." (a
+ * missing file: "no state database at PATH: nothing has run here") and
+ * returns the exit status, else CN_EXIT_OK. */
+int cn_state_open_readonly(const cn_command *cmd, const char *path, cn_store **s);
+/* -o text|json for cmd: CN_EXIT_OK and *json, or the usage error. */
+int cn_output_flag(const cn_command *cmd, const char *arg, bool *json);
+/* ms since the epoch as "2026-11-29T09:09:33.285Z" (RFC 3339, UTC). */
+void cn_utc_stamp(char *buf, size_t len, int64_t ms);
+/* A span for people, in its largest whole unit: "45s", "3m", "2h", "5d". */
+void cn_format_age(char *buf, size_t len, int64_t ms);
+/* Wall-clock now, ms since the epoch. */
+int64_t cn_now_ms(void);
+/* Prints rows x cols cells (row 0 the header) as a table aligned in
+ * columns, each at most max[c] wide (0: as wide as its cells), the last
+ * column taking what is left of 80 (at least 16); longer cells end in
+ * "...". */
+void cn_print_table(FILE *out, const char *const *cells, size_t rows, size_t cols,
+                    const unsigned *max);
 
 /* Shared by `run` and `demo` (cmd_run.c). Stores the planned rollout as
  * pending, the row the engine then records into; prints what failed as

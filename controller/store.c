@@ -371,7 +371,20 @@ static int prepare_all(cn_store *s, char *err, size_t errlen)
     return CN_OK;
 }
 
-/* Both opens: the checks, the connection and its settings. */
+/* Read-only: the file must exist and be a canary database already; no
+ * pragma that writes (journal mode, schema) is run, so looking at a file
+ * never changes it. */
+static int configure_readonly(cn_store *s, char *err, size_t errlen)
+{
+    int kind = FILE_CURRENT;
+    int code = classify(s, &kind, err, errlen);
+    if (!code && kind == FILE_EMPTY)
+        code = cn_store_fail(err, errlen, CN_ESTORE,
+                             "state database '%s' is empty: no rollout was ever stored in it",
+                             s->path);
+    return code;
+}
+
 static int open_store(cn_store **out, const char *path, bool readonly, char *err, size_t errlen)
 {
     if (err && errlen)
@@ -381,12 +394,15 @@ static int open_store(cn_store **out, const char *path, bool readonly, char *err
     *out = NULL;
     if (!path || !*path)
         return cn_store_fail(err, errlen, CN_EINVAL, "no state database path given");
-    struct stat sb;
-    if (readonly && stat(path, &sb) != 0)
-        return cn_store_fail(err, errlen, CN_ESTORE,
-                             "cannot read state database '%s': %s; pass the right --state path",
-                             path, strerror(errno));
-    int code = readonly ? CN_OK : make_parent(path, err, errlen);
+    int code = CN_OK;
+    if (readonly) {
+        struct stat sb;
+        if (stat(path, &sb) != 0)
+            return cn_store_fail(err, errlen, errno == ENOENT ? CN_ENOTFOUND : CN_ESTORE,
+                                 "no state database at '%s': %s", path, strerror(errno));
+    } else {
+        code = make_parent(path, err, errlen);
+    }
     if (code)
         return code;
     cn_store *s = calloc(1, sizeof *s);
@@ -409,16 +425,7 @@ static int open_store(cn_store **out, const char *path, bool readonly, char *err
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-    if (readonly) {
-        int kind = FILE_CURRENT;
-        code = classify(s, &kind, err, errlen);
-        if (!code && kind == FILE_EMPTY)
-            code = cn_store_fail(err, errlen, CN_ESTORE,
-                                 "state database '%s' is empty: nothing was ever stored in it",
-                                 path);
-    } else {
-        code = configure(s, err, errlen);
-    }
+    code = readonly ? configure_readonly(s, err, errlen) : configure(s, err, errlen);
     if (!code)
         code = prepare_all(s, err, errlen);
     if (code)

@@ -455,3 +455,70 @@ int cn_store_events(cn_store *s, const char *id, cn_store_event_fn fn, void *ctx
     sqlite3_finalize(st);
     return code;
 }
+
+/* ---- listing rollouts --------------------------------------------------- */
+
+void cn_rollout_rows_free(cn_rollout_row *rows, size_t n)
+{
+    if (!rows)
+        return;
+    for (size_t i = 0; i < n; i++)
+        cn_rollout_row_free(&rows[i]);
+    free(rows);
+}
+
+int cn_store_list(cn_store *s, const cn_store_filter *f, cn_rollout_row **rows, size_t *n,
+                  char *err, size_t errlen)
+{
+    if (!rows || !n)
+        return cn_store_fail(err, errlen, CN_EINVAL, "no place for the rollouts");
+    *rows = NULL;
+    *n = 0;
+    if (!s)
+        return cn_store_fail(err, errlen, CN_EINVAL, "no store");
+    /* Prepared per call: listing is for people, not the hot path, and the
+     * same columns in the same order as ST_GET let read_row do the work. */
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "SELECT id, attempt, service, version, previous_version, author,"
+                                " ai_assisted, policy, plan, state, stage, stages, weight,"
+                                " exit_code, machine, created_ms, updated_ms FROM rollouts"
+                                " WHERE (?1 IS NULL OR service = ?1) AND created_ms >= ?2"
+                                " ORDER BY created_ms DESC, id DESC",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = bind_text(st, 1, f ? f->service : NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, f && f->since_ms > 0 ? f->since_ms : INT64_MIN);
+    cn_rollout_row *list = NULL;
+    size_t count = 0, cap = 0;
+    int code = CN_OK;
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        if (count == cap) {
+            size_t grown = cap ? 2 * cap : 8;
+            cn_rollout_row *more = realloc(list, grown * sizeof *more);
+            if (!more) {
+                code = cn_store_fail(err, errlen, CN_ENOMEM, "out of memory");
+                break;
+            }
+            list = more;
+            cap = grown;
+        }
+        memset(&list[count], 0, sizeof list[count]);
+        code = read_row(s, st, &list[count], err, errlen);
+        count++; /* a half-read row is freed with the others */
+        if (code)
+            break;
+    }
+    if (!code && rc != SQLITE_DONE)
+        code = cn_store_fail_db(s, err, errlen, rc, "could not list the rollouts in '%s'", s->path);
+    sqlite3_finalize(st);
+    if (code) {
+        cn_rollout_rows_free(list, count);
+        return code;
+    }
+    *rows = list;
+    *n = count;
+    return CN_OK;
+}

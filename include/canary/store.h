@@ -38,11 +38,13 @@ typedef struct cn_store cn_store;
  * opened or is not a canary database (err names the path); CN_EINVAL when
  * path is NULL or empty. */
 int cn_store_open(cn_store **out, const char *path, char *err, size_t errlen);
-/* The same for reading only (audit, status): SQLITE_OPEN_READONLY, no
- * directory or schema is created and nothing is upgraded; a missing or
- * empty file is CN_ESTORE. A schema 1 file is read as it is (its events
- * are all unchained). cn_store_create and cn_store_record on such a store
- * give CN_EINVAL. */
+/* Opens an existing canary database for reading only (`canary status`,
+ * `history`, `audit`): nothing is created, not the file, its directory or
+ * the schema, no setting is written and nothing is upgraded (a schema 1
+ * file is read as it is: its events are all unchained). CN_ENOTFOUND when
+ * path does not exist (err: "no state database at 'PATH': ..."); CN_ESTORE
+ * as cn_store_open, and for an empty file. cn_store_create and
+ * cn_store_record on such a store are refused. */
 int cn_store_open_readonly(cn_store **out, const char *path, char *err, size_t errlen);
 /* Closes s (NULL is fine). */
 void cn_store_close(cn_store *s);
@@ -78,6 +80,21 @@ int cn_store_create(cn_store *s, const cn_rollout_row *row, char *err, size_t er
 /* Reads the rollout id into *row (zeroed first). CN_ENOTFOUND when there is
  * none. */
 int cn_store_get(cn_store *s, const char *id, cn_rollout_row *row, char *err, size_t errlen);
+
+/* Which rollouts cn_store_list returns. */
+typedef struct cn_store_filter {
+    const char *service;    /* only this service; NULL: every one */
+    int64_t since_ms;       /* only those created at or after; 0: any time */
+} cn_store_filter;
+
+/* Reads the rollouts that pass f (NULL: all of them), newest first
+ * (created_ms, then id, descending), into *rows, an array of *n rows that
+ * the caller frees with cn_rollout_rows_free (NULL when *n is 0).
+ * On failure *rows is NULL and *n is 0. */
+int cn_store_list(cn_store *s, const cn_store_filter *f, cn_rollout_row **rows, size_t *n,
+                  char *err, size_t errlen);
+/* Frees what cn_store_list returned; NULL is fine. */
+void cn_rollout_rows_free(cn_rollout_row *rows, size_t n);
 
 /* One entry of the event log. */
 typedef struct cn_store_event {

@@ -165,7 +165,7 @@ static void test_usage(void **state)
     cn_test_output o;
     /* No database: refused, and none is created. */
     int code = audit(&o, s, "verify", NULL);
-    if (code != 2 || !strstr(o.err, "canary audit: cannot read state database '"))
+    if (code != 2 || !strstr(o.err, "canary audit: no state database at '"))
         cn_sc_fail(s, "verify without a database: exit %d\n%s", code, o.err);
     cn_test_output_free(&o);
     cn_sc_expect_untouched(s);

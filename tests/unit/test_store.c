@@ -24,6 +24,7 @@
 #include "canary/status.h"
 #include "canary/store.h"
 #include "../../controller/store_internal.h" /* the connection, to read its pragmas */
+#include "checks.h"
 #include "proc.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -872,6 +873,182 @@ static void test_damaged_file(void **state)
     cn_store_close(s);
 }
 
+/* ---- read-only opening and listing ---------------------------------------- */
+
+static bool exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static void test_readonly_missing_creates_nothing(void **state)
+{
+    const char *dir = *state;
+    char err[512] = "";
+    cn_store *s = (cn_store *)1;
+    assert_int_equal(cn_store_open_readonly(&s, in(dir, "sub/state.db"), err, sizeof err),
+                     CN_ENOTFOUND);
+    assert_null(s);
+    assert_prefix(err, "no state database at '");
+    assert_false(exists(in(dir, "sub")));
+    assert_int_equal(cn_store_open_readonly(&s, in(dir, "state.db"), err, sizeof err),
+                     CN_ENOTFOUND);
+    assert_false(exists(in(dir, "state.db")));
+    assert_int_equal(cn_store_open_readonly(&s, "", err, sizeof err), CN_EINVAL);
+}
+
+static void test_readonly_refuses_empty_and_foreign(void **state)
+{
+    const char *dir = *state;
+    char err[512] = "";
+    cn_store *s = NULL;
+    write_file(in(dir, "empty.db"), "");
+    assert_int_equal(cn_store_open_readonly(&s, in(dir, "empty.db"), err, sizeof err), CN_ESTORE);
+    assert_contains(err, "is empty");
+    struct stat sb;
+    assert_int_equal(stat(in(dir, "empty.db"), &sb), 0);
+    assert_int_equal(sb.st_size, 0); /* no schema written */
+    write_file(in(dir, "text.db"), "hello, this is not a database at all, not even close\n");
+    assert_int_equal(cn_store_open_readonly(&s, in(dir, "text.db"), err, sizeof err), CN_ESTORE);
+    assert_contains(err, "is not a database");
+    assert_null(s);
+}
+
+static void test_readonly_reads_and_refuses_writes(void **state)
+{
+    const char *dir = *state;
+    const char *path = in(dir, "state.db");
+    cn_store *w = open_ok(path);
+    cn_rollout_row row = sample_row();
+    create_ok(w, &row);
+    record_ok(w, ID, "started", "planned", "progressing", 0, 0, -1, NULL, 1700000000500);
+
+    /* Side by side with the writer, which still holds the file open. */
+    char err[512] = "";
+    cn_store *r = NULL;
+    assert_int_equal(cn_store_open_readonly(&r, path, err, sizeof err), CN_OK);
+    cn_rollout_row got;
+    assert_int_equal(cn_store_get(r, ID, &got, err, sizeof err), CN_OK);
+    assert_string_equal(got.state, "progressing");
+    assert_int_equal(got.stages, 4);
+    cn_rollout_row_free(&got);
+    counter c = {0, 0, true};
+    assert_int_equal(cn_store_events(r, ID, count_events, &c, err, sizeof err), CN_OK);
+    assert_int_equal(c.count, 1);
+
+    cn_store_event ev = {.time_ms = 1, .type = "t", .actor = "canary", .detail = "d"};
+    cn_store_state st = {.state = "progressing", .exit_code = -1};
+    assert_int_equal(cn_store_record(r, ID, &ev, &st, NULL, err, sizeof err), CN_EINVAL); /* refused before SQLite is asked */
+    cn_rollout_row other = sample_row();
+    other.id = (char *)"other";
+    assert_int_equal(cn_store_create(r, &other, err, sizeof err), CN_EINVAL);
+    cn_store_close(r);
+
+    /* The writer saw none of it. */
+    sqlite3 *db = raw_open(path);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM events"), 1);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM rollouts"), 1);
+    sqlite3_close(db);
+    cn_store_close(w);
+}
+
+static void create_at(cn_store *s, const char *id, const char *service, int64_t created)
+{
+    cn_rollout_row row = sample_row();
+    row.id = (char *)id;
+    row.service = (char *)service;
+    row.created_ms = created;
+    row.updated_ms = created + 1000;
+    create_ok(s, &row);
+}
+
+static void expect_ids(const cn_rollout_row *rows, size_t n, const char *want)
+{
+    char got[512] = "";
+    for (size_t i = 0; i < n; i++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s ", rows[i].id);
+    assert_string_equal(got, want);
+}
+
+static void test_list_order_and_filters(void **state)
+{
+    const char *dir = *state;
+    cn_store *s = open_ok(in(dir, "state.db"));
+    char err[512] = "";
+    cn_rollout_row *rows = (cn_rollout_row *)1;
+    size_t n = 99;
+    assert_int_equal(cn_store_list(s, NULL, &rows, &n, err, sizeof err), CN_OK);
+    assert_null(rows);
+    assert_int_equal(n, 0);
+
+    create_at(s, "shop-v1", "shop", 1000);
+    create_at(s, "cart-v1", "cart", 2000);
+    create_at(s, "shop-v2", "shop", 3000);
+    create_at(s, "shop-v3", "shop", 3000); /* same time: id descending */
+
+    assert_int_equal(cn_store_list(s, NULL, &rows, &n, err, sizeof err), CN_OK);
+    assert_int_equal(n, 4);
+    expect_ids(rows, n, "shop-v3 shop-v2 cart-v1 shop-v1 ");
+    /* Whole rows, as cn_store_get reads them. */
+    assert_string_equal(rows[3].service, "shop");
+    assert_string_equal(rows[3].version, VERSION);
+    assert_string_equal(rows[3].plan_json, PLAN);
+    assert_null(rows[3].author);
+    assert_true(rows[3].ai_assisted);
+    assert_int_equal(rows[3].stages, 4);
+    assert_int_equal(rows[3].created_ms, 1000);
+    assert_int_equal(rows[3].updated_ms, 2000);
+    cn_rollout_rows_free(rows, n);
+
+    cn_store_filter f = {.service = "shop"};
+    assert_int_equal(cn_store_list(s, &f, &rows, &n, err, sizeof err), CN_OK);
+    expect_ids(rows, n, "shop-v3 shop-v2 shop-v1 ");
+    cn_rollout_rows_free(rows, n);
+
+    f.since_ms = 2000; /* at or after */
+    assert_int_equal(cn_store_list(s, &f, &rows, &n, err, sizeof err), CN_OK);
+    expect_ids(rows, n, "shop-v3 shop-v2 ");
+    cn_rollout_rows_free(rows, n);
+
+    f.service = NULL;
+    assert_int_equal(cn_store_list(s, &f, &rows, &n, err, sizeof err), CN_OK);
+    expect_ids(rows, n, "shop-v3 shop-v2 cart-v1 ");
+    cn_rollout_rows_free(rows, n);
+
+    f.service = "nothing";
+    assert_int_equal(cn_store_list(s, &f, &rows, &n, err, sizeof err), CN_OK);
+    assert_int_equal(n, 0);
+    assert_null(rows);
+
+    assert_int_equal(cn_store_list(s, NULL, NULL, &n, err, sizeof err), CN_EINVAL);
+    cn_rollout_rows_free(NULL, 0);
+    cn_store_close(s);
+}
+
+static void test_list_damaged_row(void **state)
+{
+    const char *dir = *state;
+    const char *path = in(dir, "state.db");
+    cn_store *s = open_ok(path);
+    create_at(s, "a", "shop", 1000);
+    create_at(s, "b", "shop", 2000);
+    cn_store_close(s);
+    sqlite3 *db = raw_open(path);
+    raw_exec(db, "UPDATE rollouts SET created_ms = 'soon' WHERE id = 'a'");
+    sqlite3_close(db);
+    s = open_ok(path);
+    char err[512] = "";
+    cn_rollout_row *rows = (cn_rollout_row *)1;
+    size_t n = 99;
+    /* 'soon' sorts after every integer, so the damaged row comes first. */
+    assert_int_equal(cn_store_list(s, NULL, &rows, &n, err, sizeof err), CN_ESTORE);
+    assert_null(rows);
+    assert_int_equal(n, 0);
+    assert_contains(err, "rollout 'a'");
+    assert_contains(err, "is damaged");
+    cn_store_close(s);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -896,6 +1073,11 @@ int main(void)
         T(test_thousand_records),
         T(test_large_detail),
         T(test_damaged_file),
+        T(test_readonly_missing_creates_nothing),
+        T(test_readonly_refuses_empty_and_foreign),
+        T(test_readonly_reads_and_refuses_writes),
+        T(test_list_order_and_filters),
+        T(test_list_damaged_row),
     };
 #undef T
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
