@@ -36,17 +36,9 @@ static const struct option status_options[] = {
 
 /* ---- events, copied out of the store ------------------------------------ */
 
-typedef struct event {
-    int64_t time_ms;
-    char *type, *actor, *detail, *data;
-} event;
-
-typedef struct events {
-    event *v;
-    size_t n, cap;
-    bool failed; /* out of memory */
-    bool last_only; /* keep only the last decision (the list) */
-} events;
+/* The types are shared with `watch` (commands.h). */
+typedef cn_status_event event;
+typedef cn_status_events events;
 
 static void event_free(event *e)
 {
@@ -57,7 +49,7 @@ static void event_free(event *e)
     memset(e, 0, sizeof *e);
 }
 
-static void events_free(events *es)
+void cn_status_events_free(cn_status_events *es)
 {
     for (size_t i = 0; i < es->n; i++)
         event_free(&es->v[i]);
@@ -67,7 +59,7 @@ static void events_free(events *es)
 
 /* Evidence and mechanics; everything else is a decision an operator
  * wants to see first (promoted, rolling_back, completed, ...). */
-static bool is_decision(const char *type)
+bool cn_status_is_decision(const char *type)
 {
     static const char *const evidence[] = {"measurement",   "requests",
                                            "late_measurement", "actuator_ok",
@@ -88,7 +80,7 @@ static int collect(void *ctx, int64_t seq, const cn_store_event *ev)
 {
     (void)seq;
     events *es = ctx;
-    if (es->last_only && !is_decision(ev->type))
+    if (es->last_only && !cn_status_is_decision(ev->type))
         return 0;
     event *e;
     if (es->last_only && es->n == 1) {
@@ -119,14 +111,15 @@ static int collect(void *ctx, int64_t seq, const cn_store_event *ev)
     return 0;
 }
 
-static int read_events(cn_store *s, const char *id, events *es)
+int cn_status_read_events(const cn_command *cmd, cn_store *s, const char *id,
+                          cn_status_events *es)
 {
     char err[1024];
     int rc = cn_store_events(s, id, collect, es, err, sizeof err);
     if (!rc && es->failed)
         snprintf(err, sizeof err, "out of memory reading the events of '%s'", id);
     if (rc || es->failed) {
-        fprintf(stderr, "canary status: %s\n", err);
+        fprintf(stderr, "canary %s: %s\n", cmd->name, err);
         return CN_EXIT_INTERNAL;
     }
     return CN_EXIT_OK;
@@ -169,13 +162,13 @@ static json_t *event_json(const event *e, bool with_data)
     return o;
 }
 
-static int show_list(cn_store *s, bool json)
+int cn_status_list(const cn_command *cmd, cn_store *s, bool json)
 {
     cn_rollout_row *rows = NULL;
     size_t n = 0;
     char err[1024];
     if (cn_store_list(s, NULL, &rows, &n, err, sizeof err)) {
-        fprintf(stderr, "canary status: %s\n", err);
+        fprintf(stderr, "canary %s: %s\n", cmd->name, err);
         return CN_EXIT_INTERNAL;
     }
     enum { COLS = 9, CELL = 512 };
@@ -192,9 +185,9 @@ static int show_list(cn_store *s, bool json)
     for (size_t i = 0; !exit_code && i < n; i++) {
         const cn_rollout_row *r = &rows[i];
         events last = {.last_only = true};
-        exit_code = read_events(s, r->id, &last);
+        exit_code = cn_status_read_events(cmd, s, r->id, &last);
         if (exit_code) {
-            events_free(&last);
+            cn_status_events_free(&last);
             cn_rollout_rows_free(rows, n); /* read_events said why */
             json_decref(arr);
             free(cells);
@@ -223,7 +216,7 @@ static int show_list(cn_store *s, bool json)
             for (size_t c = 0; c < COLS; c++)
                 cells[(i + 1) * COLS + c] = cell + c * CELL;
         }
-        events_free(&last);
+        cn_status_events_free(&last);
     }
     if (!exit_code && json) {
         if (json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(12)))
@@ -237,7 +230,7 @@ static int show_list(cn_store *s, bool json)
         cn_print_table(stdout, cells, n + 1, COLS, max);
     }
     if (exit_code)
-        fprintf(stderr, "canary status: could not show the list (out of memory?)\n");
+        fprintf(stderr, "canary %s: could not show the list (out of memory?)\n", cmd->name);
     json_decref(arr);
     free(cells);
     free(text);
@@ -459,25 +452,33 @@ static int show_json(const cn_rollout_row *r, const events *es)
     return CN_EXIT_OK;
 }
 
-static int show_one(cn_store *s, const char *id, const char *path, bool json, bool all)
+int cn_status_get(const cn_command *cmd, cn_store *s, const char *id, const char *path,
+                  cn_rollout_row *r)
 {
-    cn_rollout_row r;
     char err[1024];
-    int rc = cn_store_get(s, id, &r, err, sizeof err);
+    int rc = cn_store_get(s, id, r, err, sizeof err);
     if (rc == CN_ENOTFOUND) {
-        fprintf(stderr, "canary status: no rollout '%s' in %s\n", id, path);
+        fprintf(stderr, "canary %s: no rollout '%s' in %s\n", cmd->name, id, path);
         suggest(s, id);
         return CN_EXIT_INTERNAL;
     }
     if (rc) {
-        fprintf(stderr, "canary status: %s\n", err);
+        fprintf(stderr, "canary %s: %s\n", cmd->name, err);
         return CN_EXIT_INTERNAL;
     }
+    return CN_EXIT_OK;
+}
+
+static int show_one(cn_store *s, const char *id, const char *path, bool json, bool all)
+{
+    cn_rollout_row r;
+    if (cn_status_get(&cn_cmd_status_def, s, id, path, &r))
+        return CN_EXIT_INTERNAL;
     events es = {0};
-    int exit_code = read_events(s, id, &es);
+    int exit_code = cn_status_read_events(&cn_cmd_status_def, s, id, &es);
     if (!exit_code)
         exit_code = json ? show_json(&r, &es) : show_text(&r, &es, all);
-    events_free(&es);
+    cn_status_events_free(&es);
     cn_rollout_row_free(&r);
     return exit_code;
 }
@@ -510,7 +511,7 @@ int cn_cmd_status(int argc, char **argv)
     int exit_code = cn_state_open_readonly(cmd, path, &s);
     if (exit_code)
         return exit_code;
-    exit_code = id ? show_one(s, id, path, json, all) : show_list(s, json);
+    exit_code = id ? show_one(s, id, path, json, all) : cn_status_list(cmd, s, json);
     cn_store_close(s);
     return exit_code;
 }

@@ -9,6 +9,7 @@
 
 #include "canary/engine.h"
 #include "canary/planning.h"
+#include "canary/store.h"
 
 enum { CN_EXIT_OK = 0, CN_EXIT_INTERNAL = 1, CN_EXIT_INVALID = 2 };
 
@@ -26,9 +27,10 @@ int cn_cmd_run(int argc, char **argv);
 int cn_cmd_status(int argc, char **argv);
 int cn_cmd_history(int argc, char **argv);
 int cn_cmd_audit(int argc, char **argv);
+int cn_cmd_watch(int argc, char **argv);
 
 extern const cn_command cn_cmd_validate_def, cn_cmd_plan_def, cn_cmd_run_def, cn_cmd_demo_def,
-    cn_cmd_status_def, cn_cmd_history_def, cn_cmd_audit_def;
+    cn_cmd_status_def, cn_cmd_history_def, cn_cmd_audit_def, cn_cmd_watch_def;
 
 /* Shared by `status` and `history`, which only read (cmd_history.c). */
 #define CN_DEFAULT_STATE ".canary/state.db"
@@ -50,6 +52,31 @@ int64_t cn_now_ms(void);
  * "...". */
 void cn_print_table(FILE *out, const char *const *cells, size_t rows, size_t cols,
                     const unsigned *max);
+
+/* Shared by `status` and `watch` (cmd_status.c); errors are printed as
+ * "canary CMD: ..." and the exit status returned. */
+typedef struct cn_status_event {
+    int64_t time_ms;
+    char *type, *actor, *detail, *data; /* data may be NULL */
+} cn_status_event;
+typedef struct cn_status_events {
+    cn_status_event *v;
+    size_t n, cap;
+    bool failed;    /* out of memory */
+    bool last_only; /* keep only the last decision (the list) */
+} cn_status_events;
+/* Copies the events of rollout id into *es (zeroed by the caller). */
+int cn_status_read_events(const cn_command *cmd, cn_store *s, const char *id,
+                          cn_status_events *es);
+void cn_status_events_free(cn_status_events *es);
+/* False for evidence and mechanics (measurements, actuator calls...). */
+bool cn_status_is_decision(const char *type);
+/* Reads rollout id into *r; an unknown id: "no rollout 'ID' in PATH" and
+ * the near ids suggested. */
+int cn_status_get(const cn_command *cmd, cn_store *s, const char *id, const char *path,
+                  cn_rollout_row *r);
+/* The list of rollouts, as `canary status` prints it, to stdout. */
+int cn_status_list(const cn_command *cmd, cn_store *s, bool json);
 
 /* Shared by `run` and `demo` (cmd_run.c). Stores the planned rollout as
  * pending, the row the engine then records into; prints what failed as
