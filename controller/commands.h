@@ -26,9 +26,10 @@ int cn_cmd_run(int argc, char **argv);
 int cn_cmd_status(int argc, char **argv);
 int cn_cmd_history(int argc, char **argv);
 int cn_cmd_audit(int argc, char **argv);
+int cn_cmd_explain(int argc, char **argv);
 
 extern const cn_command cn_cmd_validate_def, cn_cmd_plan_def, cn_cmd_run_def, cn_cmd_demo_def,
-    cn_cmd_status_def, cn_cmd_history_def, cn_cmd_audit_def;
+    cn_cmd_status_def, cn_cmd_history_def, cn_cmd_audit_def, cn_cmd_explain_def;
 
 /* Shared by `status` and `history`, which only read (cmd_history.c). */
 #define CN_DEFAULT_STATE ".canary/state.db"
