@@ -106,6 +106,7 @@ static int explain(cn_store *s, const char *id, const char *path, bool json)
     int rc = cn_store_get(s, id, &r, err, sizeof err);
     if (rc == CN_ENOTFOUND) {
         fprintf(stderr, "canary explain: no rollout '%s' in %s\n", id, path);
+        cn_suggest_ids(s, id);
         return CN_EXIT_INTERNAL;
     }
     if (rc) {

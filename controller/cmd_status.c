@@ -275,7 +275,7 @@ static size_t distance(const char *a, const char *b)
 
 /* "did you mean" with up to three ids: those that start with what was
  * typed, then the nearest by edit distance within a third of its length. */
-static void suggest(cn_store *s, const char *id)
+void cn_suggest_ids(cn_store *s, const char *id)
 {
     cn_rollout_row *rows = NULL;
     size_t n = 0;
@@ -466,7 +466,7 @@ static int show_one(cn_store *s, const char *id, const char *path, bool json, bo
     int rc = cn_store_get(s, id, &r, err, sizeof err);
     if (rc == CN_ENOTFOUND) {
         fprintf(stderr, "canary status: no rollout '%s' in %s\n", id, path);
-        suggest(s, id);
+        cn_suggest_ids(s, id);
         return CN_EXIT_INTERNAL;
     }
     if (rc) {

@@ -100,6 +100,7 @@ static void test_explain(void **state)
     char msg[4200];
     snprintf(msg, sizeof msg, "canary explain: no rollout 'shop-v3' in %s\n", shop->state);
     assert_contains(o.err, msg);
+    assert_contains(o.err, "did you mean: shop-v2?\n");
     assert_string_equal(o.out, "");
     cn_test_output_free(&o);
 
