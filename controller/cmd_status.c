@@ -268,7 +268,7 @@ static size_t distance(const char *a, const char *b)
 
 /* "did you mean" with up to three ids: those that start with what was
  * typed, then the nearest by edit distance within a third of its length. */
-static void suggest(cn_store *s, const char *id)
+void cn_suggest_ids(cn_store *s, const char *id)
 {
     cn_rollout_row *rows = NULL;
     size_t n = 0;
@@ -459,7 +459,7 @@ int cn_status_get(const cn_command *cmd, cn_store *s, const char *id, const char
     int rc = cn_store_get(s, id, r, err, sizeof err);
     if (rc == CN_ENOTFOUND) {
         fprintf(stderr, "canary %s: no rollout '%s' in %s\n", cmd->name, id, path);
-        suggest(s, id);
+        cn_suggest_ids(s, id);
         return CN_EXIT_INTERNAL;
     }
     if (rc) {

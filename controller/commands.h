@@ -28,9 +28,11 @@ int cn_cmd_status(int argc, char **argv);
 int cn_cmd_history(int argc, char **argv);
 int cn_cmd_audit(int argc, char **argv);
 int cn_cmd_watch(int argc, char **argv);
+int cn_cmd_explain(int argc, char **argv);
 
 extern const cn_command cn_cmd_validate_def, cn_cmd_plan_def, cn_cmd_run_def, cn_cmd_demo_def,
-    cn_cmd_status_def, cn_cmd_history_def, cn_cmd_audit_def, cn_cmd_watch_def;
+    cn_cmd_status_def, cn_cmd_history_def, cn_cmd_audit_def, cn_cmd_watch_def,
+    cn_cmd_explain_def;
 
 /* Shared by `status` and `history`, which only read (cmd_history.c). */
 #define CN_DEFAULT_STATE ".canary/state.db"
@@ -38,6 +40,10 @@ extern const cn_command cn_cmd_validate_def, cn_cmd_plan_def, cn_cmd_run_def, cn
  * missing file: "no state database at PATH: nothing has run here") and
  * returns the exit status, else CN_EXIT_OK. */
 int cn_state_open_readonly(const cn_command *cmd, const char *path, cn_store **s);
+/* For an unknown id (cmd_status.c): prints "did you mean: A, B?" on stderr
+ * with up to three stored ids that start with it or are a few edits away;
+ * nothing when none is near. */
+void cn_suggest_ids(cn_store *s, const char *id);
 /* -o text|json for cmd: CN_EXIT_OK and *json, or the usage error. */
 int cn_output_flag(const cn_command *cmd, const char *arg, bool *json);
 /* ms since the epoch as "2026-11-29T09:09:33.285Z" (RFC 3339, UTC). */
