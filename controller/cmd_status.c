@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "canary/run_view.h"
+#include "canary/schema.h"
 #include "canary/status.h"
 #include "canary/store.h"
 #include "commands.h"
@@ -240,32 +241,6 @@ int cn_status_list(const cn_command *cmd, cn_store *s, bool json)
 
 /* ---- an unknown id ------------------------------------------------------ */
 
-/* Edit distance, capped: ids are short, and past the cap nobody meant it. */
-static size_t distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 200 || lb > 200)
-        return (size_t)-1;
-    size_t row[201];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (row[j] + 1 < best)
-                best = row[j] + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 /* "did you mean" with up to three ids: those that start with what was
  * typed, then the nearest by edit distance within a third of its length. */
 void cn_suggest_ids(cn_store *s, const char *id)
@@ -279,7 +254,7 @@ void cn_suggest_ids(cn_store *s, const char *id)
     size_t score[3] = {0, 0, 0}, picked = 0;
     for (size_t i = 0; i < n; i++) {
         const char *cand = rows[i].id;
-        size_t d = strncmp(cand, id, strlen(id)) == 0 ? 0 : distance(id, cand);
+        size_t d = strncmp(cand, id, strlen(id)) == 0 ? 0 : cn_edit_distance(id, cand);
         if (d > limit)
             continue;
         /* Insert into the three best, keeping them in order. */

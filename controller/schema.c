@@ -175,12 +175,12 @@ void cn_format_duration(char *buf, size_t len, int64_t ms)
 
 /* ---- suggestions ------------------------------------------------------- */
 
-static size_t edit_distance(const char *a, const char *b)
+size_t cn_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
+    if (la > 200 || lb > 200)
         return SIZE_MAX;
-    size_t row[65];
+    size_t row[201];
     for (size_t j = 0; j <= lb; j++)
         row[j] = j;
     for (size_t i = 1; i <= la; i++) {
@@ -206,8 +206,13 @@ const char *cn_suggest(const char *word, const char *const *candidates, size_t n
 {
     const char *best = NULL;
     size_t best_d = SIZE_MAX;
+    /* Keys are short: past 64 characters nothing is a typo of a key. */
+    if (strlen(word) > 64)
+        return NULL;
     for (size_t i = 0; i < n; i++) {
-        size_t d = edit_distance(word, candidates[i]);
+        if (strlen(candidates[i]) > 64)
+            continue;
+        size_t d = cn_edit_distance(word, candidates[i]);
         if (d < best_d) {
             best_d = d;
             best = candidates[i];

@@ -106,6 +106,10 @@ int cn_text_duration(const char *s, int64_t *ms);
 /* The inverse of cn_text_duration: "200ms", "30s", "4m", "1h30m". */
 void cn_format_duration(char *buf, size_t len, int64_t ms);
 
+/* Levenshtein distance ignoring ASCII case; SIZE_MAX when either string is
+ * longer than 200 bytes (nobody mistyped that much). */
+size_t cn_edit_distance(const char *a, const char *b);
+
 /* The candidate closest to word by edit distance, if close enough to be a
  * likely typo; NULL otherwise. */
 const char *cn_suggest(const char *word, const char *const *candidates,
