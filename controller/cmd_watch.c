@@ -141,13 +141,8 @@ static int64_t baked_ms(const cn_rollout_row *r, const cn_status_events *es, int
 
 static void print_bar(FILE *out, double w)
 {
-    int filled = (int)lround(w * BAR_WIDTH);
-    if (w > 0 && filled == 0)
-        filled = 1;
     char bar[BAR_WIDTH + 1];
-    for (int i = 0; i < BAR_WIDTH; i++)
-        bar[i] = i < filled ? '#' : '-';
-    bar[BAR_WIDTH] = '\0';
+    cn_weight_bar(bar, sizeof bar, w);
     char text[32];
     cn_format_weight(text, sizeof text, w);
     fprintf(out, "[%s] %s%%", bar, text);

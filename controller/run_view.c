@@ -53,6 +53,19 @@ static void utc_stamp(char *buf, size_t len, int64_t ms)
     snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
 }
 
+void cn_weight_bar(char *bar, size_t len, double fraction)
+{
+    if (!len)
+        return;
+    size_t width = len - 1;
+    size_t filled = (size_t)lround(fraction * (double)width);
+    if (fraction > 0 && filled == 0)
+        filled = 1;
+    for (size_t i = 0; i < width; i++)
+        bar[i] = i < filled ? '#' : '-';
+    bar[width] = '\0';
+}
+
 /* ---- live status block ---------------------------------------------------- */
 
 static void clear_block(cn_run_view *v)
@@ -93,13 +106,8 @@ static void draw_block(cn_run_view *v)
     const cn_engine_config *cfg = cn_engine_config_of(v->engine);
     const cn_rollout *r = cn_engine_rollout(v->engine);
     double w = cn_engine_weight(v->engine);
-    int filled = (int)lround(w * BAR_WIDTH);
-    if (w > 0 && filled == 0)
-        filled = 1;
     char bar[BAR_WIDTH + 1];
-    for (int i = 0; i < BAR_WIDTH; i++)
-        bar[i] = i < filled ? '#' : '-';
-    bar[BAR_WIDTH] = '\0';
+    cn_weight_bar(bar, sizeof bar, w);
     char wtext[32];
     cn_format_weight(wtext, sizeof wtext, w);
     char bake[48] = "";

@@ -39,6 +39,10 @@ void cn_run_view_note(cn_run_view *v, const char *text);
 /* Stops the redraw timer; freed once the loop closed it. */
 void cn_run_view_close(cn_run_view *v);
 
+/* A weight bar of len - 1 characters ('#' filled, '-' not; any weight
+ * above 0 shows at least one '#'), NUL-terminated. */
+void cn_weight_bar(char *bar, size_t len, double fraction);
+
 /* The outcome of a `canary run` exit code, in words ("promoted to 100%",
  * "rolled back by analysis", ...). */
 const char *cn_exit_code_meaning(int exit_code);
