@@ -90,26 +90,6 @@ static const char *fake_bin(void)
 }
 
 /* A port nothing listens on: bound, read back and closed again. */
-/* A port where nothing listens. The socket stays bound (never listening)
- * for the rest of the test process: a port that was let go could come back
- * as a client's own source port, and a connection to itself is not
- * refused. */
-static int closed_port(void)
-{
-    static int held = -1;
-    static int port;
-    if (held >= 0)
-        return port;
-    held = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(held >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(held, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(held, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    return port;
-}
 
 /* ---- failing with the scenario's name and what the run printed --------- */
 
@@ -195,8 +175,9 @@ void cn_sc_fake(cn_scenario *s, const char *script)
 static char *fill(const cn_scenario *s, const char *text)
 {
     char closed[64];
-    snprintf(closed, sizeof closed, "http://127.0.0.1:%d", strstr(text, "@CLOSED@")
-                                                              ? closed_port() : 0);
+    int port = strstr(text, "@CLOSED@") ? cn_test_closed_port() : 0;
+    assert_true(port >= 0);
+    snprintf(closed, sizeof closed, "http://127.0.0.1:%d", port);
     size_t cap = strlen(text) * 2 + 8192, n = 0;
     char *out = malloc(cap);
     for (const char *p = text; *p;) {

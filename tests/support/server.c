@@ -226,3 +226,25 @@ void cn_test_reply_free(cn_test_reply *r)
     free(r->body);
     r->head = r->body = NULL;
 }
+
+int cn_test_closed_port(void)
+{
+    static int held = -1;
+    static int port = -1;
+    if (held >= 0)
+        return port;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        close(fd);
+        return -1;
+    }
+    held = fd;
+    port = ntohs(a.sin_port);
+    return port;
+}

@@ -28,6 +28,12 @@
 #include <sys/types.h>
 
 pid_t cn_test_server_start(const char *const *argv, const char *port_file, int *port);
+
+/* A 127.0.0.1 port where nothing listens, or -1. Its socket stays bound
+ * (never listening, close-on-exec) until the process ends: a port that
+ * was let go could come back as a client's own source port, and a
+ * connection to itself is not refused. Every call returns the same port. */
+int cn_test_closed_port(void);
 int cn_test_server_stop(pid_t pid);
 
 typedef struct cn_test_reply {

@@ -25,6 +25,7 @@
 #include "canary/status.h"
 
 #include "checks.h"
+#include "server.h"
 
 /* ---- a raw server: one request per connection, replies as told ---------- */
 
@@ -176,25 +177,6 @@ static void server_close(server *s)
 }
 
 /* A port nothing listens on: bound, then closed. */
-/* A port where nothing listens, kept bound (never listening) until the
- * process ends: a port that was let go could come back as the client's own
- * source port, and a connection to itself is not refused. */
-static int closed_port(void)
-{
-    static int held = -1;
-    static int port;
-    if (held >= 0)
-        return port;
-    held = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(held >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(held, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(held, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    return port;
-}
 
 /* ---- recording the callbacks -------------------------------------------- */
 
@@ -446,7 +428,9 @@ static void test_http_connection_refused(void **state)
 {
     (void)state;
     fx *f = fx_new(200, "");
-    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/hooks", closed_port());
+    int port = cn_test_closed_port();
+    assert_true(port > 0);
+    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d/hooks", port);
     cn_actuator cfg = http_cfg(f, 1, 1);
     fx_run(f, &cfg, &ADVANCE);
     assert_false(f->r.ok);
