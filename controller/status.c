@@ -15,6 +15,7 @@ const char *cn_strerror(int status)
     case CN_ENOTFOUND: return "not found";
     case CN_EEXIST: return "already exists";
     case CN_ESTORE: return "state database error";
+    case CN_EBUSY: return "held by another process";
     default: return "unknown error";
     }
 }

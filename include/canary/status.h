@@ -20,7 +20,8 @@ enum {
     CN_ESPAWN = -5,  /* a child process could not be started or failed */
     CN_ENOTFOUND = -6, /* a named thing (file, service, policy) does not exist */
     CN_EEXIST = -7,   /* the thing to create exists already (a rollout id) */
-    CN_ESTORE = -8    /* the state database failed or is not ours */
+    CN_ESTORE = -8,   /* the state database failed or is not ours */
+    CN_EBUSY = -9     /* someone else holds it (a rollout's lease) */
 };
 
 /* A short, static, lower-case description of a status code. */

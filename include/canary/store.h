@@ -140,6 +140,118 @@ typedef int (*cn_store_event_fn)(void *ctx, int64_t seq, const cn_store_event *e
 int cn_store_events(cn_store *s, const char *id, cn_store_event_fn fn, void *ctx,
                     char *err, size_t errlen);
 
+/* ---- attempts, notes ------------------------------------------------------ */
+
+/* Starts attempt row->attempt (the stored one + 1, else CN_EINVAL) of the
+ * finished rollout row->id (exit_code >= 0, else CN_EBUSY: an unfinished
+ * rollout is resumed or aborted, never started over, because starting over
+ * would move its weight backwards outside a rollback): in one transaction
+ * inserts the attempt and resets the rollouts row to row's version,
+ * previous_version, author, ai_assisted, policy, plan_json, stages, state
+ * "pending", stage 0, weight 0, exit_code -1, machine_json NULL,
+ * updated_ms. The event log and its chain go on (events of the new attempt
+ * carry its number). CN_ENOTFOUND when there is no such rollout. */
+int cn_store_new_attempt(cn_store *s, const cn_rollout_row *row, char *err, size_t errlen);
+
+/* Appends ev to rollout id's log, chained like any event, leaving its
+ * state, stage, weight, exit code, snapshot and updated_ms as they are
+ * (an operator's refused request, recorded by the command that refused
+ * it). Durable when it returns. Errors as cn_store_record. */
+int cn_store_note(cn_store *s, const char *id, const cn_store_event *ev, char *err,
+                  size_t errlen);
+
+/* ---- operator intents ----------------------------------------------------- *
+ *
+ * `canary approve|pause|resume|promote|abort` add a row; the process
+ * driving the rollout reads the rows not yet acted on, in id order, acts
+ * on each through its state machine and marks it with when and what came
+ * of it. A row is acted on once: cn_store_intent_done only marks a row
+ * whose acted_ms is still NULL. */
+
+typedef struct cn_intent_row {
+    int64_t id;
+    char *rollout;
+    char *intent;          /* "approve", "pause", "resume", "promote", "promote_full", "abort" */
+    char *actor;
+    char *reason;          /* may be NULL */
+    int64_t created_ms;
+    int64_t acted_ms;      /* 0 while not acted on */
+    char *result;          /* NULL while not acted on: "<event type>: <detail>" */
+} cn_intent_row;
+
+void cn_intent_row_free(cn_intent_row *row);
+
+/* Adds an intent (acted_ms NULL) and returns its id in *id. CN_ENOTFOUND
+ * for an unknown rollout; CN_EINVAL when intent is not one of the names
+ * above or actor is NULL or empty. Durable when it returns. */
+int cn_store_intent_add(cn_store *s, const char *rollout, const char *intent,
+                        const char *actor, const char *reason, int64_t now_ms, int64_t *id,
+                        char *err, size_t errlen);
+
+/* Calls fn for each intent of rollout not yet acted on, oldest first; the
+ * row's strings are valid during the call only; fn returning non-zero
+ * stops the walk (CN_OK). fn may write to the store (cn_store_record,
+ * cn_store_intent_done). */
+typedef int (*cn_intent_fn)(void *ctx, const cn_intent_row *row);
+int cn_store_intents_pending(cn_store *s, const char *rollout, cn_intent_fn fn, void *ctx,
+                             char *err, size_t errlen);
+
+/* Marks intent id acted on at now_ms with result. CN_ENOTFOUND when there
+ * is no such intent; CN_EEXIST when it was already acted on (nothing
+ * changes). Durable when it returns. */
+int cn_store_intent_done(cn_store *s, int64_t id, int64_t now_ms, const char *result,
+                         char *err, size_t errlen);
+
+/* Reads intent id into *row (zeroed first; free with cn_intent_row_free).
+ * CN_ENOTFOUND when there is none. Works on a read-only store. */
+int cn_store_intent_get(cn_store *s, int64_t id, cn_intent_row *row, char *err, size_t errlen);
+
+/* ---- the lease: one driver per rollout -------------------------------------
+ *
+ * The process that drives a rollout holds its lease: a row with who holds
+ * it and a heartbeat it renews (cn_store_lease_renew) well within ttl. A
+ * lease whose heartbeat is older than ttl belongs to a holder that died
+ * (or hangs) and may be taken over. Times are wall-clock ms passed in, so
+ * every rule is tested without waiting. */
+
+/* A driver renews every CN_LEASE_HEARTBEAT_MS; a lease is dead after
+ * CN_LEASE_TTL_MS without a heartbeat. */
+#define CN_LEASE_HEARTBEAT_MS 2000
+#define CN_LEASE_TTL_MS 15000
+
+typedef struct cn_lease {
+    char holder[128];      /* unique per process: "HOST:PID:START_MS" */
+    char host[64];
+    int64_t pid;
+    int64_t heartbeat_ms;
+} cn_lease;
+
+/* Takes rollout id's lease for me (holder, host, pid; heartbeat := now_ms)
+ * in one transaction, when there is no lease, it is me's already, its
+ * heartbeat is older than now_ms - ttl_ms, or its holder equals
+ * dead_holder (non-NULL: a holder the caller knows has died, such as a
+ * process of this host that no longer exists). Otherwise CN_EBUSY, with
+ * the current lease in *current (may be NULL) and err naming its holder,
+ * host, pid and heartbeat age. CN_ENOTFOUND for an unknown rollout. */
+int cn_store_lease_acquire(cn_store *s, const char *id, const cn_lease *me, int64_t now_ms,
+                           int64_t ttl_ms, const char *dead_holder, cn_lease *current,
+                           char *err, size_t errlen);
+
+/* Moves the heartbeat of holder's lease on rollout id to now_ms. CN_EBUSY
+ * when the lease is no longer holder's (taken over, or released): the
+ * caller must stop driving the rollout. Not waited to disk (a lost
+ * heartbeat only lets a takeover come sooner after a power loss). */
+int cn_store_lease_renew(cn_store *s, const char *id, const char *holder, int64_t now_ms,
+                         char *err, size_t errlen);
+
+/* Removes holder's lease on rollout id; CN_OK also when holder has none. */
+int cn_store_lease_release(cn_store *s, const char *id, const char *holder, char *err,
+                           size_t errlen);
+
+/* Reads rollout id's lease into *out. CN_ENOTFOUND when nobody holds one.
+ * Works on a read-only store. */
+int cn_store_lease_get(cn_store *s, const char *id, cn_lease *out, char *err, size_t errlen);
+
 /* ---- the audit chain ------------------------------------------------------
  *
  * One chain per rollout, in seq order, over every attempt. Event number
