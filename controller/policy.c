@@ -458,12 +458,19 @@ static const cn_schema risk_schema = CN_SCHEMA("risk", risk_fields);
 
 /* ---- ai_assisted ------------------------------------------------------- */
 
+static const char *const approval_timeout_names[] = {"rollback", "wait", NULL};
+
 static const cn_field approval_fields[] = {
     {.key = "above_weight", .parse = cn_parse_percent,
      .offset = offsetof(cn_ai_policy, approval_above_weight),
      .flags = CN_MIN | CN_MAX, .min = 0, .max = 1},
     {.key = "role", .parse = cn__parse_name,
      .offset = offsetof(cn_ai_policy, approval_role)},
+    {.key = "timeout", .parse = cn_parse_duration,
+     .offset = offsetof(cn_ai_policy, approval_timeout_ms),
+     .flags = CN_MIN | CN_MIN_EXCLUSIVE, .min = 0},
+    {.key = "on_timeout", .parse = cn_parse_enum,
+     .offset = offsetof(cn_ai_policy, approval_on_timeout), .choices = approval_timeout_names},
 };
 static const cn_schema approval_schema = CN_SCHEMA("approval", approval_fields);
 

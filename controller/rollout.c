@@ -71,6 +71,7 @@ static const char *end_name(cn_end_reason e)
     case CN_END_SIGNAL: return "a signal";
     case CN_END_ACTUATOR: return "an actuator failure";
     case CN_END_STORE: return "a state database failure";
+    case CN_END_APPROVAL_TIMEOUT: return "an approval timeout";
     case CN_END_PROMOTED: return "promotion";
     case CN_END_NONE: break;
     }
@@ -264,6 +265,15 @@ static void to_paused(step *s, const char *why)
         simple(s, CN_ACTION_STOP_POLLING);
 }
 
+/* The single timer, while awaiting approval, serves the approval timeout
+ * (the bake is over by then, or no stage is served). */
+static void arm_approval_deadline(step *s)
+{
+    int64_t timeout = s->cfg->policy->ai.approval_timeout_ms;
+    if (timeout > 0 && !s->r->overdue)
+        arm(s, add_ms(s->r->awaiting_since, timeout));
+}
+
 /* Applies the next stage (or the last one, or completes) after the current
  * stage was promoted; `promoted` has been recorded by the caller. */
 static void advance_to(step *s, unsigned target, bool was_polling)
@@ -281,6 +291,8 @@ static void advance_to(step *s, unsigned target, bool was_polling)
         target = last;
     if (gated(s, target)) {
         r->state = CN_STATE_AWAITING_APPROVAL;
+        r->awaiting_since = s->now;
+        r->overdue = false;
         char serving[64] = "nothing is applied until then";
         if (r->stage >= 1)
             snprintf(serving, sizeof serving, "stage %u keeps serving %g%% and is judged",
@@ -292,6 +304,7 @@ static void advance_to(step *s, unsigned target, bool was_polling)
                text_or(s->cfg->author, "unknown"), serving);
         if (!was_polling && r->stage >= 1)
             simple(s, CN_ACTION_START_POLLING);
+        arm_approval_deadline(s);
         return;
     }
     r->state = CN_STATE_PROGRESSING;
@@ -368,7 +381,8 @@ static void on_applied(step *s)
             finish(s, CN_STATE_FAILED, 5);
             return;
         }
-        if (r->end == CN_END_ABORTED || r->end == CN_END_SIGNAL) {
+        if (r->end == CN_END_ABORTED || r->end == CN_END_SIGNAL ||
+            r->end == CN_END_APPROVAL_TIMEOUT) {
             r->state = CN_STATE_ABORTED;
             record(s, "aborted", "rolled back after %s; previous version serves 100%%",
                    end_name(r->end));
@@ -495,9 +509,39 @@ static void on_requests(step *s)
     act_on(s, &v, false);
 }
 
+static void stop(step *s, cn_end_reason reason, const char *detail);
+
+static void on_approval_timer(step *s)
+{
+    cn_rollout *r = s->r;
+    const cn_ai_policy *ai = &s->cfg->policy->ai;
+    if (ai->approval_timeout_ms <= 0 || r->overdue || r->applying)
+        return;
+    if (s->now < add_ms(r->awaiting_since, ai->approval_timeout_ms)) {
+        arm_approval_deadline(s); /* a timer armed for something else fired */
+        return;
+    }
+    char waited[32], detail[160];
+    cn_format_duration(waited, sizeof waited, ai->approval_timeout_ms);
+    unsigned target = r->stage + 1;
+    if (ai->approval_on_timeout == CN_APPROVAL_WAIT) {
+        r->overdue = true;
+        record(s, "approval_overdue", "stage %u has waited %s for an approval by a user with "
+               "role '%s'; still waiting (approval.on_timeout: wait)", target, waited, role(s));
+        return;
+    }
+    snprintf(detail, sizeof detail, "approval timed out: nobody approved stage %u within %s "
+             "(approval.on_timeout: rollback)", target, waited);
+    stop(s, CN_END_APPROVAL_TIMEOUT, detail);
+}
+
 static void on_timer(step *s)
 {
     cn_rollout *r = s->r;
+    if (r->state == CN_STATE_AWAITING_APPROVAL) {
+        on_approval_timer(s);
+        return;
+    }
     if (r->state != CN_STATE_PROGRESSING || r->applying || r->stage < 1)
         return;
     cn_verdict v = verdict(s);
@@ -734,6 +778,77 @@ static void on_intent(step *s)
     record(s, "intent_refused", "unknown intent %d by '%s'", (int)ev->intent, actor);
 }
 
+/* Drives a restored rollout again from where its last driver left it. */
+static void on_resume(step *s)
+{
+    cn_rollout *r = s->r;
+    if (cn_rollout_state_terminal(r->state)) {
+        record(s, "intent_refused", "resume: the rollout is already %s",
+               cn_rollout_state_name(r->state));
+        return;
+    }
+    if (r->state == CN_STATE_PENDING && !r->applying) {
+        on_start(s); /* stopped before anything was started */
+        return;
+    }
+    if (r->applying) {
+        const char *what = r->applying_kind == CN_APPLY_ADVANCE ? "advance"
+                           : r->applying_kind == CN_APPLY_COMPLETE ? "completion" : "rollback";
+        if (r->pending_rollback != CN_END_NONE && r->applying_kind != CN_APPLY_ROLLBACK) {
+            /* Whether or not that call landed, the rollback covers both. */
+            record(s, "resumed", "driving again: the %s of stage %u was in flight with a "
+                   "rollback for %s due; rolling back", what, r->applying_stage,
+                   end_name(r->pending_rollback));
+            roll_back(s, r->pending_rollback, NULL);
+            return;
+        }
+        double w = r->applying_kind == CN_APPLY_ROLLBACK ? 0
+                   : r->applying_kind == CN_APPLY_COMPLETE ? 1.0 : weight_at(s, r->applying_stage);
+        record(s, "resumed", "driving again: the %s call in flight (stage %u, %g%%) is made "
+               "again (actuator calls are idempotent)", what, r->applying_stage, 100 * w);
+        apply(s, r->applying_kind, r->applying_stage, w);
+        return;
+    }
+    char served[32];
+    cn_format_duration(served, sizeof served, r->baked_before);
+    cn_verdict v;
+    switch (r->state) {
+    case CN_STATE_PROGRESSING:
+        if (r->stage < 1)
+            break;
+        record(s, "resumed", "driving again at stage %u (%g%%): %s of its bake served and its "
+               "evidence kept", r->stage, 100 * weight_at(s, r->stage), served);
+        simple(s, CN_ACTION_START_POLLING);
+        v = verdict(s);
+        act_on(s, &v, true);
+        return;
+    case CN_STATE_AWAITING_APPROVAL:
+        record(s, "resumed", "driving again: stage %u awaits approval by a user with role '%s'",
+               r->stage + 1, role(s));
+        if (r->stage >= 1) {
+            simple(s, CN_ACTION_START_POLLING);
+            v = verdict(s);
+            act_on(s, &v, false); /* a failure found meanwhile still rolls back */
+        }
+        if (r->state == CN_STATE_AWAITING_APPROVAL)
+            arm_approval_deadline(s);
+        return;
+    case CN_STATE_PAUSED:
+        record(s, "resumed", "driving again: still paused at stage %u (`canary resume` goes on)",
+               r->stage);
+        return;
+    default:
+        break;
+    }
+    /* Not reachable from any snapshot the machine writes; go on safely. */
+    record(s, "resumed", "driving again from %s at stage %u", cn_rollout_state_name(r->state),
+           r->stage);
+    if (r->state == CN_STATE_ROLLING_BACK)
+        apply(s, CN_APPLY_ROLLBACK, 0, 0);
+    else
+        advance_to(s, r->stage + 1, false);
+}
+
 /* ---- entry points ------------------------------------------------------- */
 
 int cn_rollout_init(cn_rollout *r, const cn_rollout_config *cfg)
@@ -790,6 +905,9 @@ size_t cn_rollout_step(cn_rollout *r, const cn_rollout_config *cfg, const cn_eve
     case CN_EVENT_SHUTDOWN:
         on_shutdown(&s);
         break;
+    case CN_EVENT_RESUME:
+        on_resume(&s);
+        break;
     default:
         record(&s, "intent_refused", "unknown event %d ignored", (int)ev->kind);
         break;
@@ -799,4 +917,87 @@ size_t cn_rollout_step(cn_rollout *r, const cn_rollout_config *cfg, const cn_eve
     *r = next;
     memcpy(out, s.out, s.n * sizeof *out);
     return s.n;
+}
+
+/* ---- resume ------------------------------------------------------------- */
+
+cn_rollout_snapshot cn_rollout_save(const cn_rollout *r, int64_t now)
+{
+    cn_rollout_snapshot snap;
+    memset(&snap, 0, sizeof snap);
+    snap.state = r->state;
+    snap.end = r->end;
+    snap.stage = r->stage;
+    snap.applying = r->applying;
+    snap.applying_kind = r->applying_kind;
+    snap.applying_stage = r->applying_stage;
+    snap.pending_rollback = r->pending_rollback;
+    snap.approved = r->approved;
+    memcpy(snap.approver, r->approver, sizeof snap.approver);
+    snap.baking = polling(r);
+    snap.baked_ms = snap.baking ? add_ms(r->baked_before, now - r->stage_started) : r->baked_before;
+    snap.awaiting = r->state == CN_STATE_AWAITING_APPROVAL;
+    snap.waited_ms = snap.awaiting ? now - r->awaiting_since : 0;
+    snap.overdue = r->overdue;
+    snap.metric_count = r->metric_count;
+    memcpy(snap.tallies, r->tallies, sizeof snap.tallies);
+    snap.requests = r->requests;
+    return snap;
+}
+
+void cn_rollout_snapshot_replay(cn_rollout_snapshot *snap, const cn_event *ev, int64_t after_ms)
+{
+    if (ev->kind == CN_EVENT_MEASUREMENT) {
+        if (ev->metric >= snap->metric_count)
+            return; /* no evidence kept in this snapshot, or no such metric */
+        cn_tally_add(&snap->tallies[ev->metric], ev->outcome);
+    } else if (ev->kind == CN_EVENT_REQUESTS) {
+        snap->requests = ev->requests;
+    } else {
+        return;
+    }
+    if (snap->baking && after_ms > snap->replayed_ms) {
+        snap->baked_ms = add_ms(snap->baked_ms, after_ms - snap->replayed_ms);
+        snap->replayed_ms = after_ms;
+    }
+}
+
+static bool valid_end(cn_end_reason e)
+{
+    return e >= CN_END_NONE && e <= CN_END_APPROVAL_TIMEOUT;
+}
+
+int cn_rollout_restore(cn_rollout *r, const cn_rollout_config *cfg,
+                       const cn_rollout_snapshot *snap, int64_t now)
+{
+    if (!r || !cfg || !snap || r->error != CN_OK || !cfg->plan || !cfg->policy)
+        return CN_EINVAL;
+    unsigned stages = (unsigned)cfg->plan->stage_count;
+    if (snap->state > CN_STATE_FAILED || snap->stage > stages || snap->applying_stage > stages ||
+        snap->applying_kind > CN_APPLY_COMPLETE || !valid_end(snap->end) ||
+        !valid_end(snap->pending_rollback) ||
+        (snap->metric_count != r->metric_count && snap->metric_count != 0) ||
+        snap->baked_ms < 0 || snap->waited_ms < 0 ||
+        (snap->applying && snap->applying_kind != CN_APPLY_ROLLBACK && snap->applying_stage < 1))
+        return CN_EINVAL;
+    r->state = snap->state;
+    r->end = snap->end;
+    r->stage = snap->stage;
+    r->applying = snap->applying;
+    r->applying_kind = snap->applying_kind;
+    r->applying_stage = snap->applying_stage;
+    r->pending_rollback = snap->pending_rollback;
+    r->approved = snap->approved;
+    memcpy(r->approver, snap->approver, sizeof r->approver);
+    r->approver[sizeof r->approver - 1] = '\0';
+    r->stage_started = now;
+    r->baked_before = snap->baked_ms;
+    r->awaiting_since = now - snap->waited_ms;
+    r->overdue = snap->overdue;
+    memcpy(r->tallies, snap->tallies, sizeof r->tallies);
+    r->requests = snap->requests;
+    if (r->stage >= 1)
+        r->limits = cn_analysis_limits(cfg->policy, cfg->plan->stages[r->stage - 1].bake_ms,
+                                       cfg->ai_assisted);
+    return CN_OK;
 }

@@ -24,6 +24,8 @@
 #define CN_MAX_TIER 9
 
 typedef enum { CN_ON_ROLLBACK = 0, CN_ON_PAUSE = 1 } cn_on_outcome;
+/* ai_assisted.approval.on_timeout: what an unanswered approval gate does. */
+typedef enum { CN_APPROVAL_ROLLBACK = 0, CN_APPROVAL_WAIT = 1 } cn_approval_on_timeout;
 typedef enum {
     CN_REDUCE_NONE = 0, /* exactly one series is required */
     CN_REDUCE_SUM,
@@ -146,6 +148,8 @@ typedef struct cn_ai_policy {
     double bake_factor; /* default 2, >= 1 */
     double approval_above_weight; /* fraction; default 25%; 1 = no gate */
     const char *approval_role;    /* default "senior" */
+    int64_t approval_timeout_ms;  /* 0 (default): wait for an approval for ever */
+    int approval_on_timeout;      /* CN_APPROVAL_ROLLBACK (default) or CN_APPROVAL_WAIT */
     cn_ai_analysis analysis;
 } cn_ai_policy;
 

@@ -38,6 +38,15 @@
  *  - resume keeps the bake already served, unless the stage's own evidence
  *    paused it (failed, or inconclusive at max_bake): then its analysis
  *    starts over (fresh tallies and bake), or it would pause again at once.
+ *  - ai_assisted.approval.timeout counts from the moment the gate is
+ *    reached; then on_timeout rollback stops the rollout (aborted, exit 4,
+ *    like an operator's abort: no metric failed), or wait records once that
+ *    the approval is overdue and keeps waiting.
+ *  - Resume (CN_EVENT_RESUME after cn_rollout_restore) never applies an
+ *    earlier stage: a call that was in flight is made again (calls are
+ *    idempotent), unless a rollback was already due, which then runs
+ *    instead; a stage being baked is judged on with the bake and the
+ *    evidence it had; paused and awaiting_approval stay so.
  *  - One approval opens the gate for the rest of the rollout (the planner
  *    gates one stage). An approver must hold the role and differ from the
  *    author; with no author known, approval is refused (the two-person rule
@@ -81,7 +90,9 @@ typedef enum {
     CN_END_ABORTED,         /* operator abort: exit 4 */
     CN_END_SIGNAL,          /* SIGINT/SIGTERM without --detach-on-signal: exit 4 */
     CN_END_ACTUATOR,        /* an advance or completion could not be applied: exit 1 */
-    CN_END_STORE            /* the state database could not record a decision: exit 1 */
+    CN_END_STORE,           /* the state database could not record a decision: exit 1 */
+    CN_END_APPROVAL_TIMEOUT /* nobody approved within ai_assisted.approval.timeout: aborted,
+                               exit 4 (stopped by a rule, not by the metrics) */
 } cn_end_reason;
 
 typedef enum { CN_APPLY_ADVANCE = 0, CN_APPLY_ROLLBACK, CN_APPLY_COMPLETE } cn_apply_kind;
@@ -102,7 +113,8 @@ typedef enum {
     CN_EVENT_REQUESTS,   /* the min_requests query returned a count (NaN: unknown) */
     CN_EVENT_TIMER,      /* the timer armed by CN_ACTION_ARM_TIMER fired */
     CN_EVENT_INTENT,     /* an operator asked for something */
-    CN_EVENT_SHUTDOWN    /* SIGINT/SIGTERM */
+    CN_EVENT_SHUTDOWN,   /* SIGINT/SIGTERM */
+    CN_EVENT_RESUME      /* drive again a rollout restored by cn_rollout_restore */
 } cn_event_kind;
 
 typedef struct cn_event {
@@ -160,6 +172,8 @@ typedef struct cn_rollout {
     unsigned applying_stage;
     cn_end_reason pending_rollback; /* set while an advance is in flight:
                                        roll back for this reason when it ends */
+    int64_t awaiting_since;  /* when the approval gate was reached (awaiting_approval) */
+    bool overdue;            /* approval.timeout passed with on_timeout: wait (said once) */
     bool approved;           /* the gated stage has its second person's approval */
     char approver[64];       /* who approved (a copy; also in the log) */
     unsigned metric_count;
@@ -184,5 +198,58 @@ int cn_rollout_init(cn_rollout *r, const cn_rollout_config *cfg);
 #define CN_ROLLOUT_MAX_ACTIONS 12
 size_t cn_rollout_step(cn_rollout *r, const cn_rollout_config *cfg, const cn_event *ev,
                        int64_t now, cn_action *out, size_t cap);
+
+/* ---- resume ---------------------------------------------------------------
+ *
+ * What of a rollout outlives its process, free of any clock: durations,
+ * not instants. The shell stores it with every decision (the machine
+ * column) and, to resume, adds what it finds after it in the log
+ * (measurements tallied, the bake they covered), restores, and sends
+ * CN_EVENT_RESUME. */
+typedef struct cn_rollout_snapshot {
+    cn_rollout_state state;
+    cn_end_reason end;
+    unsigned stage;
+    bool applying;
+    cn_apply_kind applying_kind;
+    unsigned applying_stage;
+    cn_end_reason pending_rollback;
+    bool approved;
+    char approver[64];
+    bool baking;             /* the stage's bake clock was running */
+    int64_t baked_ms;        /* bake of the current stage served */
+    bool awaiting;           /* waiting at the approval gate */
+    int64_t waited_ms;       /* time waited there */
+    bool overdue;
+    unsigned metric_count;   /* 0: no evidence kept (a snapshot of an older canary) */
+    cn_metric_tally tallies[CN_MAX_METRICS];
+    double requests;         /* NaN: unknown */
+    int64_t replayed_ms;     /* not stored: how far cn_rollout_snapshot_replay got */
+} cn_rollout_snapshot;
+
+/* r as of now. */
+cn_rollout_snapshot cn_rollout_save(const cn_rollout *r, int64_t now);
+
+/* Sets r (initialised by cn_rollout_init for cfg) to snap as of now.
+ * CN_EINVAL, r unchanged, when snap does not fit cfg (a stage or metric
+ * count the plan or policy does not have, an unknown state): the plan or
+ * policy changed since the snapshot was taken. */
+int cn_rollout_restore(cn_rollout *r, const cn_rollout_config *cfg,
+                       const cn_rollout_snapshot *snap, int64_t now);
+
+/* Adds to snap one piece of evidence the log holds after it: ev, a
+ * MEASUREMENT or REQUESTS the machine counted (logged as "measurement" or
+ * "requests"), after_ms after the snapshot was taken. Call in log order.
+ * The bake the measurements covered counts as served; the time after the
+ * last one, when nobody was watching, does not. Other events are ignored. */
+void cn_rollout_snapshot_replay(cn_rollout_snapshot *snap, const cn_event *ev, int64_t after_ms);
+
+/* The snapshot as one line of JSON (free() it; NULL when out of memory),
+ * and back. Parsing accepts the snapshots older canaries wrote (no bake
+ * clock: the bake served before the last pause, no tallies) and refuses
+ * anything else that is not a snapshot: CN_EINVAL with err saying what. */
+char *cn_rollout_snapshot_json(const cn_rollout_snapshot *snap);
+int cn_rollout_snapshot_parse(const char *json, cn_rollout_snapshot *snap, char *err,
+                              size_t errlen);
 
 #endif

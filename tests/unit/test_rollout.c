@@ -14,6 +14,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "canary/rollout.h"
@@ -33,6 +34,8 @@ typedef struct fixture {
     bool inc_pause;     /* on_inconclusive: pause */
     unsigned min_requests;
     unsigned metrics;   /* 0 means 1 */
+    unsigned approval_timeout_s;
+    bool timeout_wait;  /* approval.on_timeout: wait */
 } fixture;
 
 typedef struct world {
@@ -40,6 +43,8 @@ typedef struct world {
     cn_plan plan;
     cn_rollout_config cfg;
     cn_rollout r;
+    bool crashed;              /* the process died: snap is what the store kept */
+    cn_rollout_snapshot snap;
 } world;
 
 #define BAKE_MS 60000
@@ -62,6 +67,8 @@ static void world_init(world *w, const fixture *f)
     }
     w->plan.stages[0].approval = f->gate1;
     w->plan.stages[1].approval = f->gate2;
+    w->policy.ai.approval_timeout_ms = (int64_t)f->approval_timeout_s * 1000;
+    w->policy.ai.approval_on_timeout = f->timeout_wait ? CN_APPROVAL_WAIT : CN_APPROVAL_ROLLBACK;
     w->cfg.plan = &w->plan;
     w->cfg.policy = &w->policy;
     w->cfg.ai_assisted = f->ai;
@@ -94,6 +101,11 @@ typedef struct ev_at {
 #define SIGTERM(t) {t, {.kind = CN_EVENT_SHUTDOWN}}
 #define DETACH(t) {t, {.kind = CN_EVENT_SHUTDOWN, .detach = true}}
 #define STORE_LOST(t) {t, {.kind = CN_EVENT_SHUTDOWN, .store_failed = true}}
+/* The process dies (SIGKILL) at t: what survives is the snapshot, stored
+ * as JSON; RESUME is a new process restoring it and driving on. */
+#define CRASH_KIND ((cn_event_kind)100)
+#define CRASH(t) {t, {.kind = CRASH_KIND}}
+#define RESUME(t) {t, {.kind = CN_EVENT_RESUME}}
 
 /* ---- the driver --------------------------------------------------------- */
 
@@ -137,10 +149,42 @@ static void trace_action(trace *tr, const cn_action *a, bool first)
     }
 }
 
+/* The snapshot goes through its JSON, as through the store. */
+static void crash(world *w, int64_t now)
+{
+    cn_rollout_snapshot snap = cn_rollout_save(&w->r, now);
+    char *json = cn_rollout_snapshot_json(&snap);
+    assert_non_null(json);
+    char err[160] = "";
+    int rc = cn_rollout_snapshot_parse(json, &w->snap, err, sizeof err);
+    if (rc != CN_OK)
+        print_error("snapshot %s: %s\n", json, err);
+    free(json);
+    assert_int_equal(rc, CN_OK);
+    w->crashed = true;
+}
+
+/* A new process: a fresh machine restored from the snapshot at now. */
+static void restart(world *w, int64_t now)
+{
+    assert_int_equal(cn_rollout_init(&w->r, &w->cfg), CN_OK);
+    assert_int_equal(cn_rollout_restore(&w->r, &w->cfg, &w->snap, now), CN_OK);
+    w->crashed = false;
+}
+
 /* Feeds one event; appends the step's actions to the trace ("-" for none),
  * steps separated by " | ". */
 static size_t feed(world *w, trace *tr, const ev_at *e)
 {
+    if (e->ev.kind == CRASH_KIND) {
+        crash(w, e->t * 1000);
+        trace_add(tr, "%scrash", tr->len ? " | " : "");
+        return 0;
+    }
+    if (w->crashed) {
+        assert_int_equal(e->ev.kind, CN_EVENT_RESUME);
+        restart(w, e->t * 1000);
+    }
     cn_action out[CN_ROLLOUT_MAX_ACTIONS];
     size_t n = cn_rollout_step(&w->r, &w->cfg, &e->ev, e->t * 1000, out,
                                CN_ROLLOUT_MAX_ACTIONS);
@@ -409,6 +453,81 @@ static const scenario SCENARIOS[] = {
      " | late_measurement | late_measurement | - | ignored | intent_refused"
      " | intent_refused | intent_refused | intent_refused",
      CN_STATE_COMPLETED, 0, "late_measurement", "the rollout is over", NULL, NULL},
+
+    /* ---- approval timeout ---- */
+    {"nobody approves within approval.timeout: stopped and rolled back, exit 4",
+     {.gate2 = true, .ai = true, .approval_timeout_s = 600},
+     {STAGE1, PASS(20), PASS(40), PASS(60), TIMER(300), TIMER(660), PASS(661), OK(662), END},
+     STAGE1_TRACE " | measurement | measurement | measurement promoted awaiting_approval"
+     " timer@660 | timer@660 | aborted stop apply:rollback:0:0 | late_measurement"
+     " | aborted finish:4",
+     CN_STATE_ABORTED, 4, "aborted", "approval timed out: nobody approved stage 2 within 10m",
+     "awaiting_approval", "needs approval by a user with role 'senior'"},
+    {"approval.timeout at a first-stage gate: nothing was applied, exit 4",
+     {.gate1 = true, .ai = true, .approval_timeout_s = 600},
+     {START(0), TIMER(600), INTENT(601, APPROVE, "bob", true), END},
+     "started awaiting_approval timer@600 | aborted finish:4 | intent_refused",
+     CN_STATE_ABORTED, 4, "aborted", "nothing was applied", NULL, NULL},
+    {"on_timeout wait: overdue is said once, an approval still goes on",
+     {.gate2 = true, .ai = true, .approval_timeout_s = 600, .timeout_wait = true},
+     {STAGE1, PASS(20), PASS(40), PASS(60), TIMER(660), TIMER(700),
+      INTENT(800, APPROVE, "bob", true), END},
+     STAGE1_TRACE " | measurement | measurement | measurement promoted awaiting_approval"
+     " timer@660 | approval_overdue | - | approved stop apply:advance:2:0.1",
+     CN_STATE_PROGRESSING, -1, "approval_overdue", "has waited 10m", NULL, NULL},
+
+    /* ---- resume after the process died (SIGKILL) ---- */
+    {"resume of a rollout stopped before it started: it starts", {0},
+     {CRASH(0), RESUME(5), OK(6), END},
+     "crash | started apply:advance:1:0.01 | stage_applied poll timer@66",
+     CN_STATE_PROGRESSING, -1, NULL, NULL, NULL, NULL},
+    {"killed while the advance is in flight: the same call is made again, never an earlier",
+     {0},
+     {STAGE1, PASS(20), PASS(40), PASS(60), CRASH(61), RESUME(70), OK(71), END},
+     STAGE1_TRACE " | measurement | measurement | measurement promoted stop apply:advance:2:0.1"
+     " | crash | resumed apply:advance:2:0.1 | stage_applied poll timer@131",
+     CN_STATE_PROGRESSING, -1, "resumed", "advance call in flight (stage 2, 10%) is made again",
+     NULL, NULL},
+    {"killed while baking: the bake served and the evidence are kept", {0},
+     {STAGE1, PASS(20), PASS(40), CRASH(45), RESUME(100), PASS(110), TIMER(115), END},
+     STAGE1_TRACE " | measurement | measurement | crash | resumed poll timer@115"
+     " | measurement | promoted stop apply:advance:2:0.1",
+     CN_STATE_PROGRESSING, -1, "resumed", "45s of its bake served", "promoted",
+     "3 of 3 passing samples"},
+    {"killed after the bake and the evidence were complete: promotes at once", {0},
+     {STAGE1, PASS(20), PASS(40), PASS(59), CRASH(60), RESUME(90), END},
+     STAGE1_TRACE " | measurement | measurement | measurement | crash"
+     " | resumed poll promoted stop apply:advance:2:0.1",
+     CN_STATE_PROGRESSING, -1, NULL, NULL, NULL, NULL},
+    {"killed during the rollback: the rollback is made again", {0},
+     {STAGE1, FAIL(20), CRASH(21), RESUME(30), OK(31), END},
+     STAGE1_TRACE " | measurement rolling_back stop apply:rollback:0:0 | crash"
+     " | resumed apply:rollback:0:0 | rolled_back finish:3",
+     CN_STATE_ROLLED_BACK, 3, "resumed", "rollback call in flight", NULL, NULL},
+    {"killed with a rollback due behind an advance: resume rolls back", {0},
+     {STAGE1, PASS(20), PASS(40), PASS(60), FAIL(61), CRASH(62), RESUME(70), OK(71), END},
+     STAGE1_TRACE " | measurement | measurement | measurement promoted stop apply:advance:2:0.1"
+     " | measurement rolling_back | crash | resumed apply:rollback:0:0 | rolled_back finish:3",
+     CN_STATE_ROLLED_BACK, 3, "resumed", "rollback for analysis due", NULL, NULL},
+    {"killed while awaiting approval: still judged and waiting; the approval goes on",
+     {.gate2 = true, .ai = true, .approval_timeout_s = 600},
+     {STAGE1, PASS(20), PASS(40), PASS(60), CRASH(100), RESUME(200),
+      INTENT(210, APPROVE, "bob", true), END},
+     STAGE1_TRACE " | measurement | measurement | measurement promoted awaiting_approval"
+     " timer@660 | crash | resumed poll timer@760 | approved stop apply:advance:2:0.1",
+     CN_STATE_PROGRESSING, -1, "resumed", "stage 2 awaits approval", NULL, NULL},
+    {"killed while paused: stays paused until an operator resumes", {.fail_pause = true},
+     {STAGE1, FAIL(20), CRASH(25), RESUME(30), TIMER(200), INTENT(300, RESUME, "bob", true),
+      END},
+     STAGE1_TRACE " | measurement paused stop | crash | resumed | - | resumed poll timer@360",
+     CN_STATE_PROGRESSING, -1, "resumed", "still paused at stage 1", NULL, NULL},
+    {"killed twice in a row: the second resume is like the first", {0},
+     {STAGE1, PASS(20), PASS(40), PASS(60), CRASH(61), RESUME(70), CRASH(71), RESUME(80),
+      OK(81), END},
+     STAGE1_TRACE " | measurement | measurement | measurement promoted stop apply:advance:2:0.1"
+     " | crash | resumed apply:advance:2:0.1 | crash | resumed apply:advance:2:0.1"
+     " | stage_applied poll timer@141",
+     CN_STATE_PROGRESSING, -1, NULL, NULL, NULL, NULL},
 };
 
 static void test_scenarios(void **state)
@@ -549,6 +668,103 @@ static void test_state_names(void **state)
     }
 }
 
+/* ---- snapshots ---------------------------------------------------------- */
+
+/* The first canaries stored a smaller snapshot (numbers for reasons, the
+ * bake served before a pause, a monotonic instant that means nothing to a
+ * new process); resume reads it, but not one that hides a call in flight. */
+static void test_snapshot_parse(void **state)
+{
+    (void)state;
+    cn_rollout_snapshot snap;
+    char err[200] = "";
+    assert_int_equal(cn_rollout_snapshot_parse(
+                         "{\"state\":\"paused\",\"stage\":2,\"applying\":false,"
+                         "\"approved\":true,\"approver\":\"bob\",\"baked_before_ms\":30000,"
+                         "\"stage_started_ms\":123456,\"end\":0}",
+                         &snap, err, sizeof err),
+                     CN_OK);
+    assert_int_equal(snap.state, CN_STATE_PAUSED);
+    assert_int_equal(snap.stage, 2);
+    assert_int_equal(snap.baked_ms, 30000);
+    assert_string_equal(snap.approver, "bob");
+    assert_int_equal(snap.metric_count, 0);
+    assert_true(isnan(snap.requests));
+
+    assert_int_equal(cn_rollout_snapshot_parse("{\"state\":\"progressing\",\"stage\":1,"
+                                               "\"applying\":true,\"end\":0}",
+                                               &snap, err, sizeof err),
+                     CN_EINVAL);
+    assert_non_null(strstr(err, "cannot be resumed safely"));
+    static const char *const bad[] = {
+        NULL, "", "[]", "{\"stage\":1}", "{\"state\":\"flying\",\"stage\":1}",
+        "{\"state\":\"paused\",\"stage\":-1}",
+        "{\"state\":\"paused\",\"stage\":1,\"end\":\"boredom\"}",
+        "{\"state\":\"paused\",\"stage\":1,\"tallies\":[[1,2,3]]}",
+        "{\"state\":\"paused\",\"stage\":1,\"tallies\":[[1,2,3,4,5,-6]]}",
+        "{\"state\":\"paused\",\"stage\":1,\"baked_ms\":-5}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(cn_rollout_snapshot_parse(bad[i], &snap, err, sizeof err), CN_EINVAL);
+        assert_non_null(strstr(err, "snapshot"));
+    }
+}
+
+/* A snapshot that does not fit the plan or policy (they changed) is refused
+ * and leaves the machine as it was. */
+static void test_restore_refuses_what_does_not_fit(void **state)
+{
+    (void)state;
+    world w;
+    fixture f = {.metrics = 2};
+    world_init(&w, &f);
+    cn_rollout_snapshot snap = cn_rollout_save(&w.r, 0);
+    snap.state = CN_STATE_PROGRESSING;
+    snap.stage = 4; /* the plan has 3 */
+    assert_int_equal(cn_rollout_restore(&w.r, &w.cfg, &snap, 0), CN_EINVAL);
+    assert_int_equal(w.r.state, CN_STATE_PENDING);
+    snap.stage = 2;
+    snap.metric_count = 1; /* the policy has 2 */
+    assert_int_equal(cn_rollout_restore(&w.r, &w.cfg, &snap, 0), CN_EINVAL);
+    snap.metric_count = 2;
+    snap.applying = true;
+    snap.applying_kind = CN_APPLY_ADVANCE;
+    snap.applying_stage = 0;
+    assert_int_equal(cn_rollout_restore(&w.r, &w.cfg, &snap, 0), CN_EINVAL);
+    snap.applying_stage = 3;
+    assert_int_equal(cn_rollout_restore(&w.r, &w.cfg, &snap, 5000), CN_OK);
+    assert_int_equal(w.r.stage, 2);
+    assert_int_equal(w.r.stage_started, 5000);
+}
+
+/* Replay counts the bake up to the last measurement after the snapshot,
+ * never the time nobody watched, and only while the bake clock ran. */
+static void test_snapshot_replay(void **state)
+{
+    (void)state;
+    cn_rollout_snapshot snap = {.baking = true, .baked_ms = 10000, .metric_count = 2,
+                                .requests = NAN};
+    cn_event pass = {.kind = CN_EVENT_MEASUREMENT, .metric = 1, .outcome = CN_OUTCOME_PASS};
+    cn_event fail = {.kind = CN_EVENT_MEASUREMENT, .metric = 0, .outcome = CN_OUTCOME_FAIL};
+    cn_event req = {.kind = CN_EVENT_REQUESTS, .requests = 420};
+    cn_event other = {.kind = CN_EVENT_TIMER};
+    cn_event unknown = {.kind = CN_EVENT_MEASUREMENT, .metric = 7, .outcome = CN_OUTCOME_FAIL};
+    cn_rollout_snapshot_replay(&snap, &pass, 5000);
+    cn_rollout_snapshot_replay(&snap, &fail, 8000);
+    cn_rollout_snapshot_replay(&snap, &req, 9000);
+    cn_rollout_snapshot_replay(&snap, &other, 60000);
+    cn_rollout_snapshot_replay(&snap, &unknown, 70000);
+    assert_int_equal(snap.baked_ms, 19000);
+    assert_int_equal(snap.tallies[1].passes, 1);
+    assert_int_equal(snap.tallies[0].failures, 1);
+    assert_int_equal(snap.tallies[0].consecutive_failures, 1);
+    assert_true(snap.requests == 420);
+    cn_rollout_snapshot paused = {.baking = false, .baked_ms = 10000, .metric_count = 1};
+    cn_rollout_snapshot_replay(&paused, &fail, 8000);
+    assert_int_equal(paused.baked_ms, 10000);
+}
+
 /* ---- properties over random scripts ------------------------------------ */
 
 static uint64_t next_rand(uint64_t *s)
@@ -615,8 +831,72 @@ static int expected_exit(const cn_rollout *r)
 
 typedef struct prop_counts {
     unsigned terminal[CN_STATE_FAILED + 1];
-    unsigned detached, approvals, completes, rollbacks_in_flight_due;
+    unsigned detached, approvals, completes, rollbacks_in_flight_due, resumes, reapplied;
 } prop_counts;
+
+/* What the shell keeps: the snapshot of the last decision and the evidence
+ * logged after it (measurements and request counts the machine counted). */
+typedef struct kept_state {
+    cn_rollout_snapshot snap;
+    int64_t at;
+    struct {
+        cn_event ev;
+        int64_t at;
+    } since[400];
+    size_t count;
+} kept_state;
+
+static bool is_evidence(const char *type)
+{
+    return !strcmp(type, "measurement") || !strcmp(type, "requests") ||
+           !strcmp(type, "late_measurement");
+}
+
+static void keep(kept_state *k, const cn_rollout *r, const cn_event *ev, const cn_action *out,
+                 size_t n, int64_t now)
+{
+    bool decision = false, counted = false;
+    for (size_t i = 0; i < n; i++)
+        if (out[i].kind == CN_ACTION_RECORD) {
+            decision = decision || !is_evidence(out[i].type);
+            counted = counted || !strcmp(out[i].type, "measurement") ||
+                      !strcmp(out[i].type, "requests");
+        }
+    if (decision) {
+        k->snap = cn_rollout_save(r, now);
+        k->at = now;
+        k->count = 0;
+    } else if (counted) {
+        assert_true(k->count < sizeof k->since / sizeof k->since[0]);
+        k->since[k->count].ev = *ev;
+        k->since[k->count++].at = now;
+    }
+}
+
+/* SIGKILL, then a new process resumes from what was kept: the machine it
+ * rebuilds must hold what the dead one held (but the clocks). */
+static void kill_and_restore(world *w, const kept_state *k, int64_t now)
+{
+    cn_rollout_snapshot snap = k->snap;
+    for (size_t i = 0; i < k->count; i++)
+        cn_rollout_snapshot_replay(&snap, &k->since[i].ev, k->since[i].at - k->at);
+    char *json = cn_rollout_snapshot_json(&snap);
+    assert_non_null(json);
+    cn_rollout_snapshot back;
+    assert_int_equal(cn_rollout_snapshot_parse(json, &back, NULL, 0), CN_OK);
+    free(json);
+    cn_rollout dead = w->r;
+    assert_int_equal(cn_rollout_init(&w->r, &w->cfg), CN_OK);
+    assert_int_equal(cn_rollout_restore(&w->r, &w->cfg, &back, now), CN_OK);
+    assert_int_equal(w->r.state, dead.state);
+    assert_int_equal(w->r.stage, dead.stage);
+    assert_int_equal(w->r.applying, dead.applying);
+    assert_int_equal(w->r.pending_rollback, dead.pending_rollback);
+    assert_int_equal(w->r.approved, dead.approved);
+    assert_memory_equal(w->r.tallies, dead.tallies, sizeof dead.tallies);
+    assert_true(w->r.requests == dead.requests ||
+                (isnan(w->r.requests) && isnan(dead.requests)));
+}
 
 static void property_run(uint64_t *seed, prop_counts *pc)
 {
@@ -636,12 +916,32 @@ static void property_run(uint64_t *seed, prop_counts *pc)
     unsigned finishes = 0;
     int64_t now = 0;
     bool detached = false;
-    for (int i = 0; i < 300 && !detached; i++) {
+    static kept_state kept;
+    memset(&kept, 0, sizeof kept);
+    kept.snap = cn_rollout_save(&w.r, 0);
+    for (int i = 0; i < 300; i++) {
         now += pick(seed, 25000);
         cn_event ev = i == 0 ? (cn_event){.kind = CN_EVENT_START} : random_event(seed, in_flight);
+        /* A finished rollout is never resumed: run reports its result. */
+        if (i > 0 && !cn_rollout_state_terminal(w.r.state) &&
+            (detached || pick(seed, 100) < 3)) {
+            /* The call in flight died with the process; a rollback may be
+             * made again, nothing else may move backwards. */
+            if (in_flight && w.r.applying_kind == CN_APPLY_ROLLBACK)
+                rolled = false;
+            bool was_applying = w.r.applying;
+            kill_and_restore(&w, &kept, now);
+            in_flight = false;
+            detached = false;
+            finishes = 0;
+            pc->resumes++;
+            pc->reapplied += was_applying;
+            ev = (cn_event){.kind = CN_EVENT_RESUME};
+        }
         cn_rollout before = w.r;
         cn_action out[CN_ROLLOUT_MAX_ACTIONS];
         size_t n = cn_rollout_step(&w.r, &w.cfg, &ev, now, out, CN_ROLLOUT_MAX_ACTIONS);
+        keep(&kept, &w.r, &ev, out, n, now);
         if (ev.kind == CN_EVENT_APPLIED && in_flight)
             in_flight = false;
         bool changed = before.state != w.r.state || before.applying != w.r.applying;
@@ -728,6 +1028,8 @@ static void test_properties(void **state)
     assert_true(pc.approvals >= 10);
     assert_true(pc.completes >= 10);
     assert_true(pc.rollbacks_in_flight_due >= 10);
+    assert_true(pc.resumes >= 500);
+    assert_true(pc.reapplied >= 50);
 }
 
 int main(void)
@@ -740,6 +1042,9 @@ int main(void)
         cmocka_unit_test(test_init_guards),
         cmocka_unit_test(test_capacity_is_atomic),
         cmocka_unit_test(test_state_names),
+        cmocka_unit_test(test_snapshot_parse),
+        cmocka_unit_test(test_restore_refuses_what_does_not_fit),
+        cmocka_unit_test(test_snapshot_replay),
         cmocka_unit_test(test_properties),
     };
     return cmocka_run_group_tests_name("rollout", tests, NULL, NULL);
