@@ -1,7 +1,8 @@
 /* The state database: opening it, deciding whether a file is ours, the
  * schema and its version, the connection's settings, and the statement
- * cache. Reading and writing rows is in store_rows.c; docs/state.md
- * describes the tables for operators. */
+ * cache. Reading and writing rows is in store_rows.c, attempts, notes,
+ * intents and leases in store_ops.c; docs/state.md describes the tables
+ * for operators. */
 #include "canary/store.h"
 
 #include <errno.h>
@@ -100,7 +101,7 @@ static const char *const SQL[ST_COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
 
-    [ST_FIND] = "SELECT state, attempt FROM rollouts WHERE id = ?1",
+    [ST_FIND] = "SELECT state, attempt, exit_code FROM rollouts WHERE id = ?1",
     [ST_INSERT_ROLLOUT] =
         "INSERT INTO rollouts (id, attempt, service, version, previous_version,"
         " author, ai_assisted, policy, plan, state, stage, stages, weight,"
@@ -133,6 +134,31 @@ static const char *const SQL[ST_COUNT] = {
         "UPDATE attempts SET ended_ms = ?2, exit_code = ?3 WHERE rollout = ?1"
         " AND attempt = (SELECT attempt FROM rollouts WHERE id = ?1)"
         " AND ended_ms IS NULL",
+    [ST_NEW_ATTEMPT] =
+        "UPDATE rollouts SET attempt = ?2, version = ?3, previous_version = ?4, author = ?5,"
+        " ai_assisted = ?6, policy = ?7, plan = ?8, stages = ?9, state = 'pending', stage = 0,"
+        " weight = 0, exit_code = -1, machine = NULL, updated_ms = ?10 WHERE id = ?1",
+    [ST_INTENTS_EXPIRE] =
+        "UPDATE intents SET acted_ms = ?2, result = ?3 WHERE rollout = ?1 AND acted_ms IS NULL",
+    [ST_INTENT_ADD] =
+        "INSERT INTO intents (rollout, intent, actor, reason, created_ms)"
+        " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_INTENT_GET] =
+        "SELECT id, rollout, intent, actor, reason, created_ms, acted_ms, result FROM intents"
+        " WHERE id = ?1",
+    [ST_INTENTS_PENDING] =
+        "SELECT id, rollout, intent, actor, reason, created_ms, acted_ms, result FROM intents"
+        " WHERE rollout = ?1 AND acted_ms IS NULL ORDER BY id",
+    [ST_INTENT_DONE] =
+        "UPDATE intents SET acted_ms = ?2, result = ?3 WHERE id = ?1 AND acted_ms IS NULL",
+    [ST_LEASE_GET] = "SELECT holder, host, pid, heartbeat_ms FROM leases WHERE rollout = ?1",
+    [ST_LEASE_PUT] =
+        "INSERT INTO leases (rollout, holder, pid, host, heartbeat_ms) VALUES (?1, ?2, ?3, ?4, ?5)"
+        " ON CONFLICT (rollout) DO UPDATE SET holder = excluded.holder, pid = excluded.pid,"
+        " host = excluded.host, heartbeat_ms = excluded.heartbeat_ms",
+    [ST_LEASE_RENEW] =
+        "UPDATE leases SET heartbeat_ms = ?3 WHERE rollout = ?1 AND holder = ?2",
+    [ST_LEASE_RELEASE] = "DELETE FROM leases WHERE rollout = ?1 AND holder = ?2",
 };
 
 /* ---- messages and small helpers ----------------------------------------- */
@@ -181,6 +207,33 @@ void cn_store_rollback(cn_store *s)
 {
     if (!sqlite3_get_autocommit(s->db))
         cn_store_run(s->st[ST_ROLLBACK]);
+}
+
+int cn_store_bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    /* SQLITE_STATIC: the caller's strings outlive the step that uses them. */
+    return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+int cn_store_find(cn_store *s, const char *id)
+{
+    sqlite3_stmt *st = s->st[ST_FIND];
+    int rc = cn_store_bind_text(st, 1, id);
+    return rc == SQLITE_OK ? sqlite3_step(st) : rc;
+}
+
+int cn_store_sync(cn_store *s, bool relaxed)
+{
+    if (relaxed == s->relaxed)
+        return SQLITE_OK;
+    /* Not a cached statement: SQLite applies this pragma when it is
+     * compiled, not when it is stepped. */
+    int rc = sqlite3_exec(s->db, relaxed ? "PRAGMA synchronous = NORMAL"
+                                         : "PRAGMA synchronous = FULL",
+                          NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        s->relaxed = relaxed;
+    return rc;
 }
 
 /* The failure of a statement run while opening: a file that is not SQLite
@@ -359,7 +412,8 @@ static int prepare_all(cn_store *s, char *err, size_t errlen)
     for (int i = 0; i < ST_COUNT; i++) {
         /* A read-only connection may look at a schema 1 file, which it
          * cannot upgrade: only the statements that read are prepared. */
-        if (s->readonly && i != ST_FIND && i != ST_GET)
+        if (s->readonly && i != ST_FIND && i != ST_GET && i != ST_INTENT_GET &&
+            i != ST_INTENTS_PENDING && i != ST_LEASE_GET)
             continue;
         int rc = sqlite3_prepare_v3(s->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
         if (rc != SQLITE_OK)

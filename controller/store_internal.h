@@ -1,6 +1,7 @@
 /*
- * store_internal.h: what store.c (opening, schema) and store_rows.c
- * (reading and writing rollouts and events) share.
+ * store_internal.h: what store.c (opening, schema), store_rows.c
+ * (reading and writing rollouts and events) and store_ops.c (attempts,
+ * notes, intents, leases) share.
  *
  * Contract: a cn_store owns one SQLite connection, a copy of its path for
  * messages, and the statements it runs often, prepared once at open and
@@ -23,7 +24,7 @@ enum {
     ST_BEGIN,          /* BEGIN IMMEDIATE */
     ST_COMMIT,
     ST_ROLLBACK,
-    ST_FIND,           /* state, attempt of a rollout */
+    ST_FIND,           /* state, attempt, exit_code of a rollout */
     ST_INSERT_ROLLOUT,
     ST_INSERT_ATTEMPT,
     ST_GET,            /* every column of a rollout */
@@ -32,6 +33,16 @@ enum {
     ST_SET_CHAIN,      /* events and last_hash, for evidence that changes no state */
     ST_APPEND,         /* an event with its seq and hashes */
     ST_END_ATTEMPT,
+    ST_NEW_ATTEMPT,    /* the rollouts row reset for a new attempt */
+    ST_INTENTS_EXPIRE, /* the intents a finished attempt never acted on */
+    ST_INTENT_ADD,
+    ST_INTENT_GET,
+    ST_INTENTS_PENDING,
+    ST_INTENT_DONE,
+    ST_LEASE_GET,
+    ST_LEASE_PUT,      /* insert, or replace the holder of, a rollout's lease */
+    ST_LEASE_RENEW,
+    ST_LEASE_RELEASE,
     ST_COUNT
 };
 
@@ -40,7 +51,9 @@ struct cn_store {
     char *path;
     sqlite3_stmt *st[ST_COUNT];
     bool relaxed; /* synchronous=NORMAL is in force */
-    bool readonly; /* cn_store_open_readonly: only ST_FIND and ST_GET are prepared */
+    bool readonly; /* cn_store_open_readonly: only the statements that read are
+                      prepared (ST_FIND, ST_GET, ST_INTENT_GET, ST_INTENTS_PENDING,
+                      ST_LEASE_GET) */
     int schema;    /* the file's user_version: 1 only when read-only */
 };
 
@@ -66,5 +79,30 @@ int cn_store_run(sqlite3_stmt *st);
 /* Rolls back the open transaction, if any; errors are ignored, because a
  * failed rollback leaves nothing committed either. */
 void cn_store_rollback(cn_store *s);
+
+/* Binds v to parameter i, or NULL when v is NULL; v must outlive the step. */
+int cn_store_bind_text(sqlite3_stmt *st, int i, const char *v);
+
+/* A copy of text column i into *out (free() it); NULL stays NULL.
+ * CN_ENOMEM when out of memory. */
+int cn_store_dup_column(sqlite3_stmt *st, int i, char **out);
+
+/* Looks rollout id up with ST_FIND: SQLITE_ROW (the statement then holds
+ * its state, attempt and exit code until the caller resets it),
+ * SQLITE_DONE when there is none, or an error. */
+int cn_store_find(cn_store *s, const char *id);
+
+/* Sets synchronous=NORMAL (relaxed: commits that announce nothing, such as
+ * a measurement or a lease's heartbeat) or FULL for the next transaction;
+ * SQLITE_OK or the error. */
+int cn_store_sync(cn_store *s, bool relaxed);
+
+/* Appends ev to rollout id's log, chained, in one transaction: with st,
+ * the rollout's state moves too (unless ev is evidence_only), and an exit
+ * code other than -1 closes the attempt; with st NULL only the chain head
+ * moves. Durable unless ev is evidence_only. Checks ev's strings; the
+ * caller checks st. Errors as cn_store_record. */
+int cn_store_write_event(cn_store *s, const char *id, const cn_store_event *ev,
+                         const cn_store_state *st, int64_t *seq, char *err, size_t errlen);
 
 #endif

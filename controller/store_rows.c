@@ -12,12 +12,6 @@
 #include "canary/status.h"
 #include "store_internal.h"
 
-static int bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    /* SQLITE_STATIC: the caller's strings outlive the step that uses them. */
-    return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
-}
-
 /* ---- rows --------------------------------------------------------------- */
 
 void cn_rollout_row_free(cn_rollout_row *row)
@@ -49,16 +43,6 @@ static int check_row(const cn_rollout_row *row, char *err, size_t errlen)
     return CN_OK;
 }
 
-/* Looks the rollout up with ST_FIND: SQLITE_ROW (the statement then holds
- * its state and attempt until the caller resets it), SQLITE_DONE when there
- * is none, or an error. */
-static int find(cn_store *s, const char *id)
-{
-    sqlite3_stmt *st = s->st[ST_FIND];
-    int rc = bind_text(st, 1, id);
-    return rc == SQLITE_OK ? sqlite3_step(st) : rc;
-}
-
 int cn_store_create(cn_store *s, const cn_rollout_row *row, char *err, size_t errlen)
 {
     if (!s)
@@ -69,9 +53,11 @@ int cn_store_create(cn_store *s, const cn_rollout_row *row, char *err, size_t er
     int code = check_row(row, err, errlen);
     if (code)
         return code;
-    int rc = cn_store_run(s->st[ST_BEGIN]);
+    int rc = cn_store_sync(s, false);
+    if (rc == SQLITE_OK)
+        rc = cn_store_run(s->st[ST_BEGIN]);
     if (rc == SQLITE_OK) {
-        rc = find(s, row->id);
+        rc = cn_store_find(s, row->id);
         if (rc == SQLITE_ROW) {
             /* The state is the first thing an operator wants to know here:
              * resume that rollout, or choose another id? */
@@ -90,20 +76,20 @@ int cn_store_create(cn_store *s, const cn_rollout_row *row, char *err, size_t er
     }
     sqlite3_stmt *st = s->st[ST_INSERT_ROLLOUT];
     if (rc == SQLITE_OK)
-        rc = bind_text(st, 1, row->id);
+        rc = cn_store_bind_text(st, 1, row->id);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int(st, 2, row->attempt);
     const char *texts[] = {row->service, row->version, row->previous_version, row->author};
     for (int i = 0; i < 4 && rc == SQLITE_OK; i++)
-        rc = bind_text(st, 3 + i, texts[i]);
+        rc = cn_store_bind_text(st, 3 + i, texts[i]);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int(st, 7, row->ai_assisted ? 1 : 0);
     if (rc == SQLITE_OK)
-        rc = bind_text(st, 8, row->policy);
+        rc = cn_store_bind_text(st, 8, row->policy);
     if (rc == SQLITE_OK)
-        rc = bind_text(st, 9, row->plan_json);
+        rc = cn_store_bind_text(st, 9, row->plan_json);
     if (rc == SQLITE_OK)
-        rc = bind_text(st, 10, row->state);
+        rc = cn_store_bind_text(st, 10, row->state);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 11, row->stage);
     if (rc == SQLITE_OK)
@@ -113,7 +99,7 @@ int cn_store_create(cn_store *s, const cn_rollout_row *row, char *err, size_t er
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int(st, 14, row->exit_code);
     if (rc == SQLITE_OK)
-        rc = bind_text(st, 15, row->machine_json);
+        rc = cn_store_bind_text(st, 15, row->machine_json);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 16, row->created_ms);
     if (rc == SQLITE_OK)
@@ -122,7 +108,7 @@ int cn_store_create(cn_store *s, const cn_rollout_row *row, char *err, size_t er
         rc = cn_store_run(st);
     st = s->st[ST_INSERT_ATTEMPT];
     if (rc == SQLITE_OK)
-        rc = bind_text(st, 1, row->id);
+        rc = cn_store_bind_text(st, 1, row->id);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int(st, 2, row->attempt);
     if (rc == SQLITE_OK)
@@ -141,8 +127,7 @@ int cn_store_create(cn_store *s, const cn_rollout_row *row, char *err, size_t er
 
 /* ---- reading a rollout -------------------------------------------------- */
 
-/* A copy of a text column; NULL stays NULL. */
-static int dup_column(sqlite3_stmt *st, int i, char **out)
+int cn_store_dup_column(sqlite3_stmt *st, int i, char **out)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
     if (!t) {
@@ -171,7 +156,7 @@ static int read_row(cn_store *s, sqlite3_stmt *st, cn_rollout_row *row, char *er
                       &row->machine_json};
     static const int text_cols[] = {0, 2, 3, 4, 5, 7, 8, 9, 14};
     for (size_t i = 0; i < sizeof text_cols / sizeof text_cols[0]; i++)
-        if (dup_column(st, text_cols[i], texts[i]))
+        if (cn_store_dup_column(st, text_cols[i], texts[i]))
             return cn_store_fail(err, errlen, CN_ENOMEM, "out of memory");
     long long attempt, ai, stage, stages, exit_code, created, updated;
     bool ok = row->id && row->service && row->version && row->state &&
@@ -207,7 +192,7 @@ int cn_store_get(cn_store *s, const char *id, cn_rollout_row *row, char *err, si
         return cn_store_fail(err, errlen, CN_EINVAL, "no store or no rollout id");
     sqlite3_stmt *st = s->st[ST_GET];
     int code = CN_OK;
-    int rc = bind_text(st, 1, id);
+    int rc = cn_store_bind_text(st, 1, id);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
@@ -239,7 +224,7 @@ typedef struct chain_link {
 static int chain_head(cn_store *s, const char *id, chain_link *link)
 {
     sqlite3_stmt *h = s->st[ST_CHAIN_HEAD];
-    int rc = bind_text(h, 1, id);
+    int rc = cn_store_bind_text(h, 1, id);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(h);
     if (rc == SQLITE_ROW) {
@@ -258,9 +243,9 @@ static int set_state(cn_store *s, const char *id, const cn_store_event *ev,
                      const cn_store_state *st, const chain_link *link)
 {
     sqlite3_stmt *u = s->st[ST_SET_STATE];
-    int rc = bind_text(u, 1, id);
+    int rc = cn_store_bind_text(u, 1, id);
     if (rc == SQLITE_OK)
-        rc = bind_text(u, 2, st->state);
+        rc = cn_store_bind_text(u, 2, st->state);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(u, 3, st->stage);
     if (rc == SQLITE_OK)
@@ -268,7 +253,7 @@ static int set_state(cn_store *s, const char *id, const cn_store_event *ev,
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int(u, 5, st->exit_code);
     if (rc == SQLITE_OK)
-        rc = bind_text(u, 6, st->machine_json);
+        rc = cn_store_bind_text(u, 6, st->machine_json);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(u, 7, ev->time_ms);
     if (rc == SQLITE_OK)
@@ -282,7 +267,7 @@ static int set_state(cn_store *s, const char *id, const cn_store_event *ev,
 static int set_chain(cn_store *s, const char *id, const chain_link *link)
 {
     sqlite3_stmt *u = s->st[ST_SET_CHAIN];
-    int rc = bind_text(u, 1, id);
+    int rc = cn_store_bind_text(u, 1, id);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(u, 2, link->index);
     if (rc == SQLITE_OK)
@@ -295,19 +280,19 @@ static int append(cn_store *s, const char *id, const cn_store_event *ev, const c
     sqlite3_stmt *a = s->st[ST_APPEND];
     int rc = sqlite3_bind_int64(a, 1, link->seq);
     if (rc == SQLITE_OK)
-        rc = bind_text(a, 2, id);
+        rc = cn_store_bind_text(a, 2, id);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int(a, 3, link->attempt);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(a, 4, ev->time_ms);
     if (rc == SQLITE_OK)
-        rc = bind_text(a, 5, ev->type);
+        rc = cn_store_bind_text(a, 5, ev->type);
     if (rc == SQLITE_OK)
-        rc = bind_text(a, 6, ev->actor);
+        rc = cn_store_bind_text(a, 6, ev->actor);
     if (rc == SQLITE_OK)
-        rc = bind_text(a, 7, ev->detail);
+        rc = cn_store_bind_text(a, 7, ev->detail);
     if (rc == SQLITE_OK)
-        rc = bind_text(a, 8, ev->data_json);
+        rc = cn_store_bind_text(a, 8, ev->data_json);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_blob(a, 9, link->prev, CN_AUDIT_HASH_SIZE, SQLITE_STATIC);
     if (rc == SQLITE_OK)
@@ -319,7 +304,7 @@ static int end_attempt(cn_store *s, const char *id, const cn_store_event *ev,
                        const cn_store_state *st)
 {
     sqlite3_stmt *e = s->st[ST_END_ATTEMPT];
-    int rc = bind_text(e, 1, id);
+    int rc = cn_store_bind_text(e, 1, id);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(e, 2, ev->time_ms);
     if (rc == SQLITE_OK)
@@ -338,31 +323,46 @@ static int chain(const char *id, const cn_store_event *ev, chain_link *link)
     return code;
 }
 
+/* The checks every event passes before anything is written. */
+static int check_event(cn_store *s, const char *id, const cn_store_event *ev, char *err,
+                       size_t errlen)
+{
+    if (s->readonly)
+        return cn_store_fail(err, errlen, CN_EINVAL,
+                             "state database '%s' was opened read-only; cannot record", s->path);
+    if (!ev->type || !ev->actor || !ev->detail)
+        return cn_store_fail(err, errlen, CN_EINVAL,
+                             "an event for rollout '%s' lacks its type, actor, detail or state", id);
+    return CN_OK;
+}
+
 int cn_store_record(cn_store *s, const char *id, const cn_store_event *ev,
                     const cn_store_state *st, int64_t *seq, char *err, size_t errlen)
 {
     if (!s || !id || !ev || !st)
         return cn_store_fail(err, errlen, CN_EINVAL, "no store, rollout id, event or state");
-    if (s->readonly)
-        return cn_store_fail(err, errlen, CN_EINVAL,
-                             "state database '%s' was opened read-only; cannot record", s->path);
-    if (!ev->type || !ev->actor || !ev->detail || !st->state)
+    int code = check_event(s, id, ev, err, errlen);
+    if (code)
+        return code;
+    if (!st->state)
         return cn_store_fail(err, errlen, CN_EINVAL,
                              "an event for rollout '%s' lacks its type, actor, detail or state", id);
     if (!isfinite(st->weight))
         return cn_store_fail(err, errlen, CN_EINVAL,
                              "event '%s' for rollout '%s' sets a weight that is not a number",
                              ev->type, id);
-    int rc = SQLITE_OK;
-    if (ev->evidence_only != s->relaxed) {
-        /* Not a cached statement: SQLite applies this pragma when it is
-         * compiled, not when it is stepped. */
-        rc = sqlite3_exec(s->db, ev->evidence_only ? "PRAGMA synchronous = NORMAL"
-                                                   : "PRAGMA synchronous = FULL",
-                          NULL, NULL, NULL);
-        if (rc == SQLITE_OK)
-            s->relaxed = ev->evidence_only;
-    }
+    return cn_store_write_event(s, id, ev, st, seq, err, errlen);
+}
+
+int cn_store_write_event(cn_store *s, const char *id, const cn_store_event *ev,
+                         const cn_store_state *st, int64_t *seq, char *err, size_t errlen)
+{
+    if (!s || !id || !ev)
+        return cn_store_fail(err, errlen, CN_EINVAL, "no store, rollout id or event");
+    int code = check_event(s, id, ev, err, errlen);
+    if (code)
+        return code;
+    int rc = cn_store_sync(s, ev->evidence_only);
     if (rc == SQLITE_OK)
         rc = cn_store_run(s->st[ST_BEGIN]);
     chain_link link;
@@ -378,7 +378,7 @@ int cn_store_record(cn_store *s, const char *id, const cn_store_event *ev,
             rc = SQLITE_OK;
     }
     if (rc == SQLITE_OK) {
-        int code = chain(id, ev, &link);
+        code = chain(id, ev, &link);
         if (code) {
             cn_store_rollback(s);
             return code == CN_EINVAL
@@ -390,12 +390,13 @@ int cn_store_record(cn_store *s, const char *id, const cn_store_event *ev,
         }
     }
     /* Evidence leaves the rollout's state alone: it changes none, and a
-     * measurement each interval is the hot path; only the chain head moves. */
+     * measurement each interval is the hot path; only the chain head moves.
+     * So does a note (no st), which records what changed nothing. */
     if (rc == SQLITE_OK)
-        rc = ev->evidence_only ? set_chain(s, id, &link) : set_state(s, id, ev, st, &link);
+        rc = !st || ev->evidence_only ? set_chain(s, id, &link) : set_state(s, id, ev, st, &link);
     if (rc == SQLITE_OK)
         rc = append(s, id, ev, &link);
-    if (rc == SQLITE_OK && st->exit_code != -1)
+    if (rc == SQLITE_OK && st && st->exit_code != -1)
         rc = end_attempt(s, id, ev, st);
     if (rc == SQLITE_OK)
         rc = cn_store_run(s->st[ST_COMMIT]);
@@ -404,7 +405,7 @@ int cn_store_record(cn_store *s, const char *id, const cn_store_event *ev,
             *seq = link.seq;
         return CN_OK;
     }
-    int code = cn_store_fail_db(s, err, errlen, rc, "could not record event '%s' for rollout '%s' in '%s'",
+    code = cn_store_fail_db(s, err, errlen, rc, "could not record event '%s' for rollout '%s' in '%s'",
                                 ev->type, id, s->path);
     cn_store_rollback(s);
     return code;
@@ -415,7 +416,7 @@ int cn_store_events(cn_store *s, const char *id, cn_store_event_fn fn, void *ctx
 {
     if (!s || !id || !fn)
         return cn_store_fail(err, errlen, CN_EINVAL, "no store, rollout id or callback");
-    int rc = find(s, id);
+    int rc = cn_store_find(s, id);
     sqlite3_reset(s->st[ST_FIND]);
     if (rc == SQLITE_DONE)
         return cn_store_fail(err, errlen, CN_ENOTFOUND, "no rollout '%s' in '%s'", id, s->path);
@@ -430,7 +431,7 @@ int cn_store_events(cn_store *s, const char *id, cn_store_event_fn fn, void *ctx
                             " WHERE rollout = ?1 ORDER BY seq",
                             -1, &st, NULL);
     if (rc == SQLITE_OK)
-        rc = bind_text(st, 1, id);
+        rc = cn_store_bind_text(st, 1, id);
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *texts[4];
         for (int i = 0; i < 4; i++) {
@@ -487,7 +488,7 @@ int cn_store_list(cn_store *s, const cn_store_filter *f, cn_rollout_row **rows, 
                                 " ORDER BY created_ms DESC, id DESC",
                                 -1, &st, NULL);
     if (rc == SQLITE_OK)
-        rc = bind_text(st, 1, f ? f->service : NULL);
+        rc = cn_store_bind_text(st, 1, f ? f->service : NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 2, f && f->since_ms > 0 ? f->since_ms : INT64_MIN);
     cn_rollout_row *list = NULL;

@@ -149,14 +149,21 @@ int cn_store_events(cn_store *s, const char *id, cn_store_event_fn fn, void *ctx
  * inserts the attempt and resets the rollouts row to row's version,
  * previous_version, author, ai_assisted, policy, plan_json, stages, state
  * "pending", stage 0, weight 0, exit_code -1, machine_json NULL,
- * updated_ms. The event log and its chain go on (events of the new attempt
- * carry its number). CN_ENOTFOUND when there is no such rollout. */
+ * updated_ms. row->updated_ms is also the attempt's started_ms; row's
+ * service, state, stage, weight, exit_code, machine_json and created_ms
+ * are not used. The intents the ended attempt never acted on are closed in
+ * the same transaction (acted_ms = row->updated_ms, result
+ * "intent_expired: attempt N ended before it was acted on"), so an abort
+ * meant for the old attempt cannot stop the new one. The event log and its
+ * chain go on (events of the new attempt carry its number). CN_ENOTFOUND
+ * when there is no such rollout; CN_EINVAL also without row->version. */
 int cn_store_new_attempt(cn_store *s, const cn_rollout_row *row, char *err, size_t errlen);
 
 /* Appends ev to rollout id's log, chained like any event, leaving its
  * state, stage, weight, exit code, snapshot and updated_ms as they are
  * (an operator's refused request, recorded by the command that refused
- * it). Durable when it returns. Errors as cn_store_record. */
+ * it). Durable when it returns, whatever ev->evidence_only says. Errors as
+ * cn_store_record. */
 int cn_store_note(cn_store *s, const char *id, const cn_store_event *ev, char *err,
                   size_t errlen);
 
@@ -191,14 +198,15 @@ int cn_store_intent_add(cn_store *s, const char *rollout, const char *intent,
 /* Calls fn for each intent of rollout not yet acted on, oldest first; the
  * row's strings are valid during the call only; fn returning non-zero
  * stops the walk (CN_OK). fn may write to the store (cn_store_record,
- * cn_store_intent_done). */
+ * cn_store_intent_done). Works on a read-only store (`canary status`). */
 typedef int (*cn_intent_fn)(void *ctx, const cn_intent_row *row);
 int cn_store_intents_pending(cn_store *s, const char *rollout, cn_intent_fn fn, void *ctx,
                              char *err, size_t errlen);
 
-/* Marks intent id acted on at now_ms with result. CN_ENOTFOUND when there
- * is no such intent; CN_EEXIST when it was already acted on (nothing
- * changes). Durable when it returns. */
+/* Marks intent id acted on at now_ms with result (not NULL, else
+ * CN_EINVAL). CN_ENOTFOUND when there is no such intent; CN_EEXIST when it
+ * was already acted on (nothing changes; err gives the result it has).
+ * Durable when it returns. */
 int cn_store_intent_done(cn_store *s, int64_t id, int64_t now_ms, const char *result,
                          char *err, size_t errlen);
 
@@ -232,7 +240,11 @@ typedef struct cn_lease {
  * dead_holder (non-NULL: a holder the caller knows has died, such as a
  * process of this host that no longer exists). Otherwise CN_EBUSY, with
  * the current lease in *current (may be NULL) and err naming its holder,
- * host, pid and heartbeat age. CN_ENOTFOUND for an unknown rollout. */
+ * host, pid and heartbeat age. On CN_OK *current is the lease replaced
+ * (own, stale or dead; zeroed when there was none), for the log of a
+ * takeover. Durable when it returns. CN_ENOTFOUND for an unknown rollout;
+ * CN_EINVAL for an empty holder, one that does not fit cn_lease.holder (or
+ * a host cn_lease.host), or ttl_ms <= 0. */
 int cn_store_lease_acquire(cn_store *s, const char *id, const cn_lease *me, int64_t now_ms,
                            int64_t ttl_ms, const char *dead_holder, cn_lease *current,
                            char *err, size_t errlen);
@@ -244,7 +256,8 @@ int cn_store_lease_acquire(cn_store *s, const char *id, const cn_lease *me, int6
 int cn_store_lease_renew(cn_store *s, const char *id, const char *holder, int64_t now_ms,
                          char *err, size_t errlen);
 
-/* Removes holder's lease on rollout id; CN_OK also when holder has none. */
+/* Removes holder's lease on rollout id; CN_OK also when holder has none
+ * (someone else's lease is left alone). Durable when it returns. */
 int cn_store_lease_release(cn_store *s, const char *id, const char *holder, char *err,
                            size_t errlen);
 
