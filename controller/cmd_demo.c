@@ -192,7 +192,7 @@ static void introduce(const demo_run *r)
 static int start_run(demo *d, demo_run *r)
 {
     introduce(r);
-    if (cn_run_store_rollout(d->store, &r->pl, "demo") != CN_OK)
+    if (cn_run_store_rollout(d->store, &r->pl, "demo", 1) != CN_OK)
         return CN_ESTORE;
     if (cn_run_view_new(&r->view, stdout, d->format, &d->loop) != CN_OK) {
         fprintf(stderr, "canary demo: out of memory\n");

@@ -85,9 +85,10 @@ int cn_status_get(const cn_command *cmd, cn_store *s, const char *id, const char
 int cn_status_list(const cn_command *cmd, cn_store *s, bool json);
 
 /* Shared by `run` and `demo` (cmd_run.c). Stores the planned rollout as
- * pending, the row the engine then records into; prints what failed as
+ * pending, the row the engine then records into (attempt 1 creates it, a
+ * later one starts a finished rollout over); prints what failed as
  * "canary CMD: ..." and returns the status. */
-int cn_run_store_rollout(cn_store *store, const cn_planning *pl, const char *cmd);
+int cn_run_store_rollout(cn_store *store, const cn_planning *pl, const char *cmd, int attempt);
 /* The engine's configuration for a planned rollout. */
 cn_engine_config cn_run_engine_config(const cn_planning *pl, uv_loop_t *loop, cn_http *http,
                                       cn_store *store, cn_engine_observer observer);

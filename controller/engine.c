@@ -40,6 +40,12 @@ struct cn_engine {
     uv_timer_t decide_timer;
     uv_timer_t poll_timer;
     uv_timer_t refused_timer; /* reports an actuator call that was not made */
+    uv_timer_t operator_timer; /* operators' intents, and the lease's heartbeat */
+    int64_t renewed_ms;       /* the lease's last heartbeat (wall clock) */
+    const char *actor;        /* who the step under way acts for: NULL is "canary" */
+    bool capture;             /* keep the first record (an intent's result) */
+    char result[400];
+    char stop_reason[320];
     char refused_why[256];
     unsigned open_handles;
     bool closing;
@@ -78,15 +84,8 @@ static double stage_weight(const cn_engine *e, unsigned stage)
 
 static char *machine_json(const cn_engine *e)
 {
-    const cn_rollout *r = &e->r;
-    json_t *j = json_pack("{s:s, s:i, s:b, s:b, s:s, s:I, s:I, s:i}", "state",
-                          cn_rollout_state_name(r->state), "stage", (int)r->stage, "applying",
-                          r->applying, "approved", r->approved, "approver", r->approver,
-                          "baked_before_ms", (json_int_t)r->baked_before, "stage_started_ms",
-                          (json_int_t)r->stage_started, "end", (int)r->end);
-    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    return s;
+    cn_rollout_snapshot snap = cn_rollout_save(&e->r, (int64_t)uv_now(e->cfg.loop));
+    return cn_rollout_snapshot_json(&snap);
 }
 
 /* Writes one event with the rollout's state after it. When the store
@@ -110,6 +109,8 @@ static void record(cn_engine *e, const char *type, const char *actor, const char
                          .exit_code = cn_rollout_state_terminal(e->r.state) ? code : -1,
                          .machine_json = machine};
     char err[256] = "";
+    if (e->capture && !e->result[0])
+        snprintf(e->result, sizeof e->result, "%s: %s", type, detail);
     bool ok = cn_store_record(e->cfg.store, e->cfg.rollout, &ev, &st, NULL, err,
                               sizeof err) == CN_OK;
     free(machine);
@@ -263,7 +264,15 @@ static void slot_done(poll_slot *s)
         cn_event ev = {.kind = CN_EVENT_REQUESTS,
                        .requests = c->kind == CN_READING_VALUE && isfinite(c->value) &&
                                    c->value >= 0 ? c->value : NAN};
+        /* Kept in the log so a resumed run knows the count too. */
+        char data[64];
+        if (isnan(ev.requests))
+            snprintf(data, sizeof data, "{\"requests\":null}");
+        else
+            snprintf(data, sizeof data, "{\"requests\":%.17g}", ev.requests);
+        e->record_data = data;
         step(e, &ev);
+        e->record_data = NULL;
         return;
     }
     cn_metric m = *slot_metric(s);
@@ -386,6 +395,7 @@ static void finish(cn_engine *e, int code)
     uv_timer_stop(&e->poll_timer);
     uv_timer_stop(&e->decide_timer);
     uv_timer_stop(&e->refused_timer);
+    uv_timer_stop(&e->operator_timer);
     cancel_polls(e);
     if (e->call) {
         cn_actuator_cancel(e->call);
@@ -425,7 +435,7 @@ static void step(cn_engine *e, const cn_event *ev)
         case CN_ACTION_RECORD: {
             const char *data = first_record ? e->record_data : NULL;
             first_record = false;
-            record(e, a->type, "canary", a->detail, data);
+            record(e, a->type, e->actor ? e->actor : "canary", a->detail, data);
             break;
         }
         case CN_ACTION_APPLY:
@@ -455,6 +465,122 @@ static void step(cn_engine *e, const cn_event *ev)
         cn_event sd = {.kind = CN_EVENT_SHUTDOWN, .detach = e->shutdown_detach,
                        .store_failed = e->stopped_for_store};
         step(e, &sd);
+    }
+}
+
+/* ---- operators and the lease ----------------------------------------------- */
+
+#define OPERATOR_TICK_MS 1000
+#define INTENTS_PER_TICK 16
+
+static const struct {
+    const char *name;
+    cn_intent intent;
+} INTENT_NAMES[] = {
+    {"approve", CN_INTENT_APPROVE}, {"pause", CN_INTENT_PAUSE},
+    {"resume", CN_INTENT_RESUME},   {"promote", CN_INTENT_PROMOTE},
+    {"promote_full", CN_INTENT_PROMOTE_FULL}, {"abort", CN_INTENT_ABORT},
+};
+
+/* Copies of the pending intents: they are acted on after the walk, so
+ * the walk's statement is done before anything is written. */
+typedef struct pending {
+    cn_intent_row rows[INTENTS_PER_TICK];
+    size_t count;
+} pending;
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static int collect_intent(void *ctx, const cn_intent_row *row)
+{
+    pending *p = ctx;
+    cn_intent_row *c = &p->rows[p->count++];
+    *c = (cn_intent_row){.id = row->id, .intent = dup_or_null(row->intent),
+                         .actor = dup_or_null(row->actor), .reason = dup_or_null(row->reason),
+                         .created_ms = row->created_ms};
+    return p->count == INTENTS_PER_TICK;
+}
+
+static void act_on_intent(cn_engine *e, const cn_intent_row *row)
+{
+    const char *actor = row->actor && *row->actor ? row->actor : "unknown";
+    const char *role = e->cfg.policy->ai.approval_role ? e->cfg.policy->ai.approval_role
+                                                       : "senior";
+    const cn_intent *intent = NULL;
+    for (size_t i = 0; row->intent && i < sizeof INTENT_NAMES / sizeof INTENT_NAMES[0]; i++)
+        if (!strcmp(row->intent, INTENT_NAMES[i].name))
+            intent = &INTENT_NAMES[i].intent;
+    e->result[0] = '\0';
+    e->capture = true;
+    char detail[320];
+    if (!intent || !row->actor) {
+        snprintf(detail, sizeof detail, "request '%s' by '%s' is not understood",
+                 row->intent ? row->intent : "?", actor);
+        record(e, "intent_refused", actor, detail, NULL);
+    } else if (e->cfg.access && !cn_access_find(e->cfg.access, row->actor)) {
+        snprintf(detail, sizeof detail, "%s by '%s' refused: not a user in access file '%s'",
+                 row->intent, actor, e->cfg.access->file ? e->cfg.access->file : "?");
+        record(e, "intent_refused", actor, detail, NULL);
+    } else {
+        cn_event ev = {.kind = CN_EVENT_INTENT, .intent = *intent, .actor = row->actor,
+                       .actor_has_role = e->cfg.access &&
+                                         cn_access_has_role(e->cfg.access, row->actor, role),
+                       .reason = row->reason};
+        e->actor = row->actor;
+        step(e, &ev);
+        e->actor = NULL;
+    }
+    e->capture = false;
+    if (!e->result[0])
+        snprintf(e->result, sizeof e->result, "ignored: nothing came of it");
+    char err[256] = "";
+    /* Not done when this fails: the intent is read again next tick, and a
+     * request acted on twice is refused the second time (nothing awaits
+     * approval any more, a rollback is already due...). */
+    (void)cn_store_intent_done(e->cfg.store, row->id, wall_ms(), e->result, err, sizeof err);
+}
+
+/* Stops at once, writing nothing: another process drives the rollout now
+ * and every write of ours could undo its state. */
+static void lose_lease(cn_engine *e, const char *why)
+{
+    snprintf(e->stop_reason, sizeof e->stop_reason, "the lease on rollout '%s' is no longer "
+             "ours (%s): another canary run drives it now; this one stops without acting",
+             e->cfg.rollout, why);
+    finish(e, 1);
+}
+
+static void on_operator_tick(uv_timer_t *t)
+{
+    cn_engine *e = t->data;
+    if (e->finished || e->stepping)
+        return;
+    char err[256] = "";
+    int64_t now = wall_ms();
+    if (e->cfg.lease_holder && now - e->renewed_ms >= CN_LEASE_HEARTBEAT_MS) {
+        int rc = cn_store_lease_renew(e->cfg.store, e->cfg.rollout, e->cfg.lease_holder, now,
+                                      err, sizeof err);
+        if (rc == CN_EBUSY) {
+            lose_lease(e, err);
+            return;
+        }
+        if (rc == CN_OK)
+            e->renewed_ms = now; /* else try again next tick */
+    }
+    pending p;
+    p.count = 0;
+    if (cn_store_intents_pending(e->cfg.store, e->cfg.rollout, collect_intent, &p, err,
+                                 sizeof err) != CN_OK)
+        p.count = 0;
+    for (size_t i = 0; i < p.count; i++) {
+        if (!e->finished)
+            act_on_intent(e, &p.rows[i]);
+        free(p.rows[i].intent);
+        free(p.rows[i].actor);
+        free(p.rows[i].reason);
     }
 }
 
@@ -577,6 +703,14 @@ int cn_engine_start(cn_engine **out, const cn_engine_config *cfg, char *err, siz
         free(e);
         return CN_EINVAL;
     }
+    if (cfg->resume && cn_rollout_restore(&e->r, &e->rc, cfg->resume,
+                                          (int64_t)uv_now(cfg->loop)) != CN_OK) {
+        snprintf(err, errlen, "rollout '%s' cannot be resumed: its stored state does not fit "
+                 "the plan and policy (%zu stages, %zu metrics); they changed since it started",
+                 cfg->rollout, cfg->plan->stage_count, cfg->policy->analysis.metric_count);
+        free(e);
+        return CN_EINVAL;
+    }
     const cn_analysis *an = &cfg->policy->analysis;
     size_t slots = an->metric_count + (an->min_requests.count > 0 ? 1 : 0);
     e->slots = calloc(slots ? slots : 1, sizeof *e->slots);
@@ -599,12 +733,16 @@ int cn_engine_start(cn_engine **out, const cn_engine_config *cfg, char *err, siz
     uv_timer_init(cfg->loop, &e->decide_timer);
     uv_timer_init(cfg->loop, &e->poll_timer);
     uv_timer_init(cfg->loop, &e->refused_timer);
+    uv_timer_init(cfg->loop, &e->operator_timer);
     e->decide_timer.data = e;
     e->poll_timer.data = e;
     e->refused_timer.data = e;
-    e->open_handles = 3;
+    e->operator_timer.data = e;
+    e->open_handles = 4;
+    e->renewed_ms = wall_ms();
     *out = e;
-    cn_event ev = {.kind = CN_EVENT_START};
+    uv_timer_start(&e->operator_timer, on_operator_tick, OPERATOR_TICK_MS, OPERATOR_TICK_MS);
+    cn_event ev = {.kind = cfg->resume ? CN_EVENT_RESUME : CN_EVENT_START};
     step(e, &ev);
     return CN_OK;
 }
@@ -614,6 +752,10 @@ const cn_engine_config *cn_engine_config_of(const cn_engine *e) { return &e->cfg
 double cn_engine_weight(const cn_engine *e) { return e->weight; }
 bool cn_engine_finished(const cn_engine *e) { return e->finished; }
 int cn_engine_exit_code(const cn_engine *e) { return e->exit_code; }
+const char *cn_engine_stop_reason(const cn_engine *e)
+{
+    return e->stop_reason[0] ? e->stop_reason : NULL;
+}
 
 void cn_engine_close(cn_engine *e)
 {
@@ -629,4 +771,5 @@ void cn_engine_close(cn_engine *e)
     uv_close((uv_handle_t *)&e->decide_timer, on_handle_closed);
     uv_close((uv_handle_t *)&e->poll_timer, on_handle_closed);
     uv_close((uv_handle_t *)&e->refused_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&e->operator_timer, on_handle_closed);
 }

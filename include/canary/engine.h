@@ -12,6 +12,16 @@
  * sets the single decision timer; FINISH stops everything and reports the
  * exit code. Several engines may share one loop, http client and store.
  *
+ * Operators: every second the engine reads the rollout's intents not yet
+ * acted on (canary approve|pause|resume|promote|abort), checks the user
+ * against the access file (unknown users are refused; the approval role
+ * is the policy's), feeds each to the state machine, records what came of
+ * it with the user as actor, and marks the intent with that result. With a
+ * lease holder set it renews the rollout's lease every
+ * CN_LEASE_HEARTBEAT_MS; if the lease was taken over, it stops at once
+ * without writing anything more (another process drives the rollout now)
+ * and the run exits 1.
+ *
  * If the store cannot record an event, nothing that event announced is
  * done: the engine stops as after SIGTERM (rolls the canary back, which it
  * still tries to record), and the run exits 1 (5 if the rollback fails):
@@ -26,6 +36,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "canary/access.h"
 #include "canary/analysis.h"
 #include "canary/http_client.h"
 #include "canary/plan.h"
@@ -56,6 +67,12 @@ typedef struct cn_engine_config {
     const cn_policy *policy;
     bool ai_assisted;
     const char *rollout, *service, *version, *previous_version, *author;
+    const cn_access *access;  /* --access: who may act, with which roles; NULL: nobody
+                                 holds a role (approvals are refused), anyone may
+                                 pause, resume, promote or abort */
+    const char *lease_holder; /* the lease this process holds; NULL: no lease */
+    const cn_rollout_snapshot *resume; /* drive on from this snapshot (cn_engine_snapshot)
+                                          instead of starting; NULL: start */
     cn_engine_observer observer;
 } cn_engine_config;
 
@@ -70,6 +87,14 @@ int cn_engine_check(const cn_engine_config *cfg, char *err, size_t errlen);
  * err naming the problem (nothing was recorded), CN_ENOMEM. */
 int cn_engine_start(cn_engine **out, const cn_engine_config *cfg, char *err, size_t errlen);
 
+/* The snapshot to resume rollout id from: the one stored with its last
+ * decision, plus the evidence logged after it (cn_rollout_snapshot_replay).
+ * A rollout stored but never started gives a pending snapshot. CN_EINVAL
+ * with err saying why when the snapshot cannot be read or does not fit
+ * policy; store errors as cn_store_get. */
+int cn_engine_snapshot(cn_store *store, const char *id, const cn_policy *policy,
+                       cn_rollout_snapshot *snap, char *err, size_t errlen);
+
 /* SIGINT/SIGTERM: roll back (detach false) or leave the rollout as it is
  * for a later resume (detach true). Safe to call at any time, also twice. */
 void cn_engine_shutdown(cn_engine *e, bool detach);
@@ -81,6 +106,9 @@ const cn_engine_config *cn_engine_config_of(const cn_engine *e);
 double cn_engine_weight(const cn_engine *e);
 bool cn_engine_finished(const cn_engine *e);
 int cn_engine_exit_code(const cn_engine *e);
+/* Why the engine stopped without finishing the rollout (its lease was
+ * taken over), or NULL. */
+const char *cn_engine_stop_reason(const cn_engine *e);
 
 /* Stops whatever is still running and frees e once its handles closed
  * (run the loop to let them close). */

@@ -113,7 +113,7 @@ static const char full_yaml[] =
     "ai_assisted:\n"
     "  risk: 2.5\n"
     "  bake_factor: 1.5\n"
-    "  approval: {above_weight: 10%, role: lead}\n"
+    "  approval: {above_weight: 10%, role: lead, timeout: 4h, on_timeout: wait}\n"
     "  analysis:\n"
     "    failure_limit: 1\n"
     "    consecutive_failure_limit: 1\n"
@@ -204,6 +204,8 @@ static void check_full_ai(const cn_policy *p)
     assert_float_equal(p->ai.bake_factor, 1.5, EPS);
     assert_float_equal(p->ai.approval_above_weight, 0.1, EPS);
     assert_string_equal(p->ai.approval_role, "lead");
+    assert_int_equal(p->ai.approval_timeout_ms, 4 * 3600 * 1000);
+    assert_int_equal(p->ai.approval_on_timeout, CN_APPROVAL_WAIT);
     const cn_ai_analysis *a = &p->ai.analysis;
     assert_true(a->has_failure_limit);
     assert_int_equal(a->failure_limit, 1);
@@ -362,6 +364,8 @@ static void test_defaults_when_absent(void **state)
     assert_float_equal(p.ai.bake_factor, 2, EPS);
     assert_float_equal(p.ai.approval_above_weight, 0.25, EPS);
     assert_string_equal(p.ai.approval_role, "senior");
+    assert_int_equal(p.ai.approval_timeout_ms, 0);
+    assert_int_equal(p.ai.approval_on_timeout, CN_APPROVAL_ROLLBACK);
     assert_false(p.ai.analysis.has_failure_limit);
     assert_false(p.ai.analysis.has_consecutive_failure_limit);
     assert_int_equal(p.ai.analysis.threshold_count, 0);
@@ -465,6 +469,11 @@ static void test_errors_scalars(void **state)
          "'risk' must be at least 1, got '0.5'"},
         {"approval over 100%", "name: t\nai_assisted: {approval: {above_weight: 150%}}\n",
          2, 40, "'above_weight' must be at most 100%, got '150%'"},
+        {"approval on_timeout typo", "name: t\nai_assisted: {approval: {on_timeout: rolback}}\n",
+         2, 38, "'on_timeout' must be one of 'rollback', 'wait', got 'rolback' (did you mean "
+         "'rollback'?)"},
+        {"approval timeout zero", "name: t\nai_assisted: {approval: {timeout: 0s}}\n", 2, 35,
+         "'timeout' must be greater than 0s, got '0s'"},
         {"retries over 20", "name: t\nactuator: {exec: [x], retries: 21}\n", 2, 32,
          "'retries' must be at most 20, got '21'"},
         {"negative per_1000_lines", "name: t\nrisk: {per_1000_lines: -1}\n", 2, 24,
