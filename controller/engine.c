@@ -42,6 +42,7 @@ struct cn_engine {
     uv_timer_t refused_timer; /* reports an actuator call that was not made */
     uv_timer_t operator_timer; /* operators' intents, and the lease's heartbeat */
     int64_t renewed_ms;       /* the lease's last heartbeat (wall clock) */
+    int64_t data_version;     /* the store's, when intents were last read */
     const char *actor;        /* who the step under way acts for: NULL is "canary" */
     bool capture;             /* keep the first record (an intent's result) */
     char result[400];
@@ -570,6 +571,13 @@ static void on_operator_tick(uv_timer_t *t)
         if (rc == CN_OK)
             e->renewed_ms = now; /* else try again next tick */
     }
+    /* Intents come from other connections: nothing committed elsewhere
+     * since the last look, nothing to read (a thousand rollouts would
+     * otherwise query the table a thousand times a second). */
+    int64_t version = cn_store_data_version(e->cfg.store);
+    if (version >= 0 && version == e->data_version)
+        return;
+    e->data_version = version;
     pending p;
     p.count = 0;
     if (cn_store_intents_pending(e->cfg.store, e->cfg.rollout, collect_intent, &p, err,
@@ -740,6 +748,7 @@ int cn_engine_start(cn_engine **out, const cn_engine_config *cfg, char *err, siz
     e->operator_timer.data = e;
     e->open_handles = 4;
     e->renewed_ms = wall_ms();
+    e->data_version = -1;
     *out = e;
     uv_timer_start(&e->operator_timer, on_operator_tick, OPERATOR_TICK_MS, OPERATOR_TICK_MS);
     cn_event ev = {.kind = cfg->resume ? CN_EVENT_RESUME : CN_EVENT_START};

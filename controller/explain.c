@@ -273,6 +273,8 @@ static const char *operator_verb(const char *type)
         {"promoted", "promoted"},          {"rolling_back", "rolled back"},
         {"intent_refused", "was refused"}, {"approval_refused", "was refused the approval"},
         {"started", "started the rollout"},
+        {"operator_promote", "cut the bake short"},
+        {"operator_promote_full", "sent the change straight to its last stage"},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(type, map[i][0]))
@@ -364,7 +366,9 @@ static void event_text(timeline *t, const cn_store_event *e)
             {"awaiting_approval", "the rollout waited for approval"},
             {"paused", "the rollout paused"},         {"detached", "canary detached"},
             {"actuator_failed", "the actuator failed for good"},
-            {"ignored", "canary ignored a result"},   {"resumed", "the rollout resumed"},
+            {"ignored", "canary ignored a result"},
+            {"resumed", "a new canary run took the rollout over"},
+            {"approval_overdue", "the approval was overdue"},
         };
         const char *what = NULL;
         for (size_t i = 0; i < sizeof lead / sizeof lead[0]; i++)

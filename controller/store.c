@@ -159,6 +159,7 @@ static const char *const SQL[ST_COUNT] = {
     [ST_LEASE_RENEW] =
         "UPDATE leases SET heartbeat_ms = ?3 WHERE rollout = ?1 AND holder = ?2",
     [ST_LEASE_RELEASE] = "DELETE FROM leases WHERE rollout = ?1 AND holder = ?2",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
 };
 
 /* ---- messages and small helpers ----------------------------------------- */
@@ -512,4 +513,14 @@ void cn_store_close(cn_store *s)
     sqlite3_close(s->db);
     free(s->path);
     free(s);
+}
+
+int64_t cn_store_data_version(cn_store *s)
+{
+    sqlite3_stmt *st = s && s->st[ST_DATA_VERSION] ? s->st[ST_DATA_VERSION] : NULL;
+    if (!st)
+        return -1;
+    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    return v;
 }

@@ -43,6 +43,7 @@ enum {
     ST_LEASE_PUT,      /* insert, or replace the holder of, a rollout's lease */
     ST_LEASE_RENEW,
     ST_LEASE_RELEASE,
+    ST_DATA_VERSION,   /* PRAGMA data_version: moves when another connection commits */
     ST_COUNT
 };
 

@@ -214,6 +214,12 @@ int cn_store_intent_done(cn_store *s, int64_t id, int64_t now_ms, const char *re
  * CN_ENOTFOUND when there is none. Works on a read-only store. */
 int cn_store_intent_get(cn_store *s, int64_t id, cn_intent_row *row, char *err, size_t errlen);
 
+/* A number that changes whenever another connection (another process, an
+ * operator's command) commits to the database, and only then: a cheap
+ * "anything new?" before reading intents. -1 when it cannot be read
+ * (then read anyway). */
+int64_t cn_store_data_version(cn_store *s);
+
 /* ---- the lease: one driver per rollout -------------------------------------
  *
  * The process that drives a rollout holds its lease: a row with who holds
