@@ -288,14 +288,21 @@ static bool refused_result(const char *result)
     return false;
 }
 
-static void not_acted(waiter *w, const char *why)
+/* Ends the wait with the request still stored. driver_lost: nothing
+ * drives the rollout any more, so only a new run acts on it. */
+static void not_acted(waiter *w, const char *why, bool driver_lost)
 {
     const request *rq = w->rq;
     if (uv_is_closing((uv_handle_t *)&w->timer))
         return; /* a second signal: already said */
-    printf("%s; request #%lld (%s by '%s') stays stored and is acted on when a canary run "
-           "drives rollout %s again\n",
-           why, (long long)w->intent, rq->what, rq->user, rq->id);
+    if (driver_lost)
+        printf("%s; request #%lld (%s by '%s') stays stored and is acted on when canary run "
+               "resumes the rollout (run the same canary run command again)\n",
+               why, (long long)w->intent, rq->what, rq->user);
+    else
+        printf("%s; request #%lld (%s by '%s') stays stored and may still be acted on (see "
+               "canary status %s)\n",
+               why, (long long)w->intent, rq->what, rq->user, rq->id);
     stop(w, EXIT_STORED);
 }
 
@@ -335,7 +342,7 @@ static void on_tick(uv_timer_t *t)
         }
     } else if (lease_rc == CN_ENOTFOUND) {
         snprintf(why, sizeof why, "%s released rollout %s without acting on it", who, rq->id);
-        not_acted(w, why);
+        not_acted(w, why, true);
     } else if (!cn_lease_alive(&l, cn_now_ms())) {
         char age[16];
         cn_format_age(age, sizeof age, cn_now_ms() - l.heartbeat_ms);
@@ -343,10 +350,10 @@ static void on_tick(uv_timer_t *t)
         snprintf(why, sizeof why,
                  "%s stopped renewing its lease on rollout %s (heartbeat %s ago) without acting "
                  "on it", who, rq->id, age);
-        not_acted(w, why);
+        not_acted(w, why, true);
     } else if (uv_now(&w->loop) - w->start_ms >= w->limit_ms) {
         snprintf(why, sizeof why, "%s did not act on it within %g s", who, rq->wait_s);
-        not_acted(w, why);
+        not_acted(w, why, false);
     }
     cn_intent_row_free(&row);
 }
@@ -354,7 +361,7 @@ static void on_tick(uv_timer_t *t)
 static void on_signal(uv_signal_t *h, int signum)
 {
     (void)signum;
-    not_acted(h->data, "stopped waiting");
+    not_acted(h->data, "stopped waiting", false);
 }
 
 static int wait_for_driver(const request *rq, cn_store *s, int64_t intent, const cn_lease *l)
