@@ -186,8 +186,7 @@ static int parse(request *rq, int argc, char **argv)
 
 /* Prints "WHAT by 'USER' refused: WHY", records it in the rollout's log
  * as intent_refused by USER, and returns EXIT_REFUSED. */
-static int refuse(const request *rq, cn_store *s, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static int refuse(const request *rq, cn_store *s, const char *fmt, ...) CN_PRINTF(3, 4);
 static int refuse(const request *rq, cn_store *s, const char *fmt, ...)
 {
     char why[512], detail[768];

@@ -36,6 +36,7 @@
 #define GATED "shop-v2" /* AI-assisted, author alice, stage 1 of 3, stage 2 gated */
 #define PLAIN "cart-v7" /* not AI-assisted, no gate, author alice, stage 1 of 3 */
 #define DONE "shop-v1"  /* completed */
+#define ANON "anon-v1"  /* as GATED, awaiting approval, but the change names no author */
 #define HOLDER "testhost:4242:1"
 
 typedef struct fixture {
@@ -51,12 +52,12 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void create(cn_store *s, const char *id, const char *version, bool ai, const char *plan,
+static void create(cn_store *s, const char *id, const char *author, bool ai, const char *plan,
                    const char *state, unsigned stage, double weight, int exit_code)
 {
     cn_rollout_row row = {.id = (char *)id, .attempt = 1, .service = (char *)"shop",
-                          .version = (char *)version, .previous_version = (char *)"v0",
-                          .author = (char *)"alice", .ai_assisted = ai,
+                          .version = (char *)"v2", .previous_version = (char *)"v0",
+                          .author = (char *)author, .ai_assisted = ai,
                           .policy = (char *)"default", .plan_json = (char *)plan,
                           .state = (char *)"pending", .stages = 3, .exit_code = -1,
                           .created_ms = now_ms() - 60000, .updated_ms = now_ms() - 60000};
@@ -94,9 +95,10 @@ static int setup(void **state)
     snprintf(f->err, sizeof f->err, "%s/cmd.err", f->dir);
     char err[512] = "";
     assert_int_equal(cn_store_open(&f->s, f->db, err, sizeof err), CN_OK);
-    create(f->s, GATED, "v2", true, PLAN_GATED, "progressing", 1, 0.1, -1);
-    create(f->s, PLAIN, "v7", false, PLAN_PLAIN, "progressing", 1, 0.1, -1);
-    create(f->s, DONE, "v1", false, PLAN_PLAIN, "completed", 3, 1.0, 0);
+    create(f->s, GATED, "alice", true, PLAN_GATED, "progressing", 1, 0.1, -1);
+    create(f->s, PLAIN, "alice", false, PLAN_PLAIN, "progressing", 1, 0.1, -1);
+    create(f->s, DONE, "alice", false, PLAN_PLAIN, "completed", 3, 1.0, 0);
+    create(f->s, ANON, NULL, true, PLAN_GATED, "awaiting_approval", 1, 0.1, -1);
     *state = f;
     return 0;
 }
@@ -212,7 +214,7 @@ static void expect_intact(const fixture *f)
         print_error("audit verify:\n%s\n%s\n", o.out, o.err);
     assert_int_equal(code, 0);
     char want[128];
-    snprintf(want, sizeof want, "ok: %lld events in 3 rollouts, chains intact\n",
+    snprintf(want, sizeof want, "ok: %lld events in 4 rollouts, chains intact\n",
              count(f, "SELECT count(*) FROM events"));
     assert_contains(o.out, want);
     cn_test_output_free(&o);
@@ -351,6 +353,15 @@ static void test_author_signing_off(void **state)
     assert_int_equal(count(f, "SELECT count(*) FROM events WHERE rollout = 'shop-v2' AND type = "
                               "'intent_refused' AND actor = 'alice'"),
                      2);
+    /* Without an author nobody can be shown to be a second person. */
+    const char *anon[] = {"approve", ANON, "--as", "bob", "--state", f->db, NULL};
+    assert_int_equal(canary(&o, f, anon), 1);
+    assert_contains(o.err, "approve by 'bob' refused: the change names no author, so the "
+                           "two-person rule cannot be checked\n");
+    cn_test_output_free(&o);
+    assert_int_equal(count(f, "SELECT count(*) FROM events WHERE rollout = 'anon-v1' AND type = "
+                              "'intent_refused' AND actor = 'bob'"),
+                     1);
     assert_int_equal(count(f, "SELECT count(*) FROM intents"), 0);
 
     /* The state machine lets the author promote a change with no gate and
@@ -449,6 +460,12 @@ static void test_nothing_driving(void **state)
                            "rollout shop-v2 (its last driver, canary run pid 4242 on testhost, "
                            "stopped renewing its lease ");
     assert_contains(o.out, "s ago).\n");
+    cn_test_output_free(&o);
+    assert_int_equal(canary(&o, f, status), 0);
+    assert_contains(o.out, "driver    not driven: canary run pid 4242 on testhost stopped "
+                           "renewing its lease ");
+    assert_contains(o.out, "requests  #1 pause by 'bob', ");
+    assert_contains(o.out, "          #2 resume by 'bob', ");
     cn_test_output_free(&o);
 
     const char *json[] = {"status", GATED, "--state", f->db, "-o", "json", NULL};
