@@ -44,8 +44,9 @@ int cn_store_open(cn_store **out, const char *path, char *err, size_t errlen);
  * the schema, no setting is written and nothing is upgraded (a schema 1
  * file is read as it is: its events are all unchained). CN_ENOTFOUND when
  * path does not exist (err: "no state database at 'PATH': ..."); CN_ESTORE
- * as cn_store_open, and for an empty file. cn_store_create and
- * cn_store_record on such a store are refused. */
+ * as cn_store_open, and for an empty file. Every write on such a store
+ * (cn_store_create, cn_store_record and those below) is refused with
+ * CN_EINVAL; reads, also of intents and the lease, work. */
 int cn_store_open_readonly(cn_store **out, const char *path, char *err, size_t errlen);
 /* Closes s (NULL is fine). */
 void cn_store_close(cn_store *s);
