@@ -76,7 +76,8 @@ $(BUILD)/tests/%: tests/unit/%.c $(TEST_HELPER_OBJS) $(BUILD)/libcanary.a | $(BU
 	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -Itests/support $(ALL_LDFLAGS) -o $@ $^ \
 		$(PKG_LIBS) $(TEST_LIBS)
 
-$(BUILD)/tests/%: tests/integration/%.c $(TEST_HELPER_OBJS) | $(BUILD)/tests
+# Integration tests may also prepare a state database through the library.
+$(BUILD)/tests/%: tests/integration/%.c $(TEST_HELPER_OBJS) $(BUILD)/libcanary.a | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -Itests/support $(ALL_LDFLAGS) -o $@ $^ \
 		$(PKG_LIBS) $(TEST_LIBS)
 

@@ -365,7 +365,126 @@ static size_t print_measurements(const event *v, size_t n)
     return count;
 }
 
-static int show_text(const cn_rollout_row *r, const events *es, bool all)
+/* ---- who drives it, what is asked of it ---------------------------------- */
+
+/* A request not yet acted on, copied out of the store. */
+typedef struct pending_intent {
+    int64_t id, created_ms;
+    char *intent, *actor, *reason; /* reason may be NULL */
+} pending_intent;
+
+typedef struct driving {
+    bool held;          /* a lease row exists */
+    bool alive;         /* and its heartbeat is within the ttl */
+    cn_lease lease;
+    pending_intent *v;  /* oldest first */
+    size_t n, cap;
+    bool failed;        /* out of memory */
+} driving;
+
+static void driving_free(driving *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        free(d->v[i].intent);
+        free(d->v[i].actor);
+        free(d->v[i].reason);
+    }
+    free(d->v);
+    memset(d, 0, sizeof *d);
+}
+
+static int collect_intent(void *ctx, const cn_intent_row *row)
+{
+    driving *d = ctx;
+    if (d->n == d->cap) {
+        size_t grown = d->cap ? 2 * d->cap : 8;
+        pending_intent *more = realloc(d->v, grown * sizeof *more);
+        if (!more) {
+            d->failed = true;
+            return 1;
+        }
+        d->v = more;
+        d->cap = grown;
+    }
+    pending_intent *p = &d->v[d->n++];
+    *p = (pending_intent){.id = row->id, .created_ms = row->created_ms,
+                          .intent = strdup(row->intent), .actor = strdup(row->actor),
+                          .reason = dup_or_null(row->reason)};
+    if (!p->intent || !p->actor || (row->reason && !p->reason)) {
+        d->failed = true;
+        return 1;
+    }
+    return 0;
+}
+
+/* Reads rollout id's lease and its requests not yet acted on into *d
+ * (zeroed by the caller). */
+static int read_driving(cn_store *s, const char *id, driving *d)
+{
+    char err[1024];
+    int rc = cn_store_lease_get(s, id, &d->lease, err, sizeof err);
+    if (rc == CN_OK) {
+        d->held = true;
+        d->alive = cn_lease_alive(&d->lease, cn_now_ms());
+    } else if (rc == CN_ENOTFOUND) {
+        rc = CN_OK;
+    }
+    if (!rc)
+        rc = cn_store_intents_pending(s, id, collect_intent, d, err, sizeof err);
+    if (!rc && d->failed)
+        snprintf(err, sizeof err, "out of memory reading the requests of '%s'", id);
+    if (rc || d->failed) {
+        fprintf(stderr, "canary status: %s\n", err);
+        return CN_EXIT_INTERNAL;
+    }
+    return CN_EXIT_OK;
+}
+
+static void print_driving(const cn_rollout_row *r, const driving *d)
+{
+    char who[160], age[16];
+    int64_t now = cn_now_ms();
+    if (d->held) {
+        cn_driver_describe(who, sizeof who, &d->lease);
+        cn_format_age(age, sizeof age, now - d->lease.heartbeat_ms);
+        if (d->alive)
+            printf("driver    driven by %s, heartbeat %s ago\n", who, age);
+        else
+            printf("driver    not driven: %s stopped renewing its lease %s ago\n", who, age);
+    } else if (r->exit_code < 0) {
+        printf("driver    not driven: nothing holds its lease\n");
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        const pending_intent *p = &d->v[i];
+        cn_format_age(age, sizeof age, now - p->created_ms);
+        printf("%s #%lld %s by '%s', %s ago, not acted on yet%s%s\n",
+               i == 0 ? "requests " : "         ", (long long)p->id, p->intent, p->actor, age,
+               p->reason ? ": " : "", p->reason ? p->reason : "");
+    }
+}
+
+static json_t *driving_json(const driving *d, json_t **pending)
+{
+    json_t *driver = d->held ? json_pack("{s:s, s:s, s:I, s:I, s:b}", "holder", d->lease.holder,
+                                         "host", d->lease.host, "pid",
+                                         (json_int_t)d->lease.pid, "heartbeat_ms",
+                                         (json_int_t)d->lease.heartbeat_ms, "alive", d->alive)
+                             : json_null();
+    *pending = json_array();
+    for (size_t i = 0; *pending && i < d->n; i++) {
+        const pending_intent *p = &d->v[i];
+        json_t *o = json_pack("{s:I, s:s, s:s, s:s?, s:I}", "id", (json_int_t)p->id, "intent",
+                              p->intent, "actor", p->actor, "reason", p->reason, "created_ms",
+                              (json_int_t)p->created_ms);
+        if (!o || json_array_append_new(*pending, o)) {
+            json_decref(*pending);
+            *pending = NULL;
+        }
+    }
+    return driver;
+}
+
+static int show_text(const cn_rollout_row *r, const events *es, const driving *d, bool all)
 {
     char created[40], updated[40], age[16], weight[32];
     cn_utc_stamp(created, sizeof created, r->created_ms);
@@ -386,6 +505,7 @@ static int show_text(const cn_rollout_row *r, const events *es, bool all)
         printf("exit      %d: %s\n", r->exit_code, cn_exit_code_meaning(r->exit_code));
     printf("created   %s (%s ago)\n", created, age);
     printf("updated   %s\n", updated);
+    print_driving(r, d);
     print_stages(r->plan_json, r->stage);
     printf("\nevents (%zu):\n", es->n);
     for (size_t i = 0; i < es->n;) {
@@ -397,7 +517,7 @@ static int show_text(const cn_rollout_row *r, const events *es, bool all)
     return CN_EXIT_OK;
 }
 
-static int show_json(const cn_rollout_row *r, const events *es)
+static int show_json(const cn_rollout_row *r, const events *es, const driving *d)
 {
     json_t *o = row_json(r);
     json_t *list = json_array();
@@ -408,6 +528,18 @@ static int show_json(const cn_rollout_row *r, const events *es)
                                               ? json_string(cn_exit_code_meaning(r->exit_code))
                                               : json_null());
         json_object_set_new(o, "plan", plan ? plan : json_null());
+        json_t *pending = NULL;
+        json_t *driver = driving_json(d, &pending);
+        if (driver && pending) {
+            /* json_object_set_new takes the value even when it fails. */
+            int bad = json_object_set_new(o, "driver", driver);
+            bad |= json_object_set_new(o, "pending_intents", pending);
+            ok = !bad;
+        } else {
+            json_decref(driver);
+            json_decref(pending);
+            ok = 0;
+        }
     }
     for (size_t i = 0; ok && i < es->n; i++) {
         json_t *e = event_json(&es->v[i], true);
@@ -450,9 +582,13 @@ static int show_one(cn_store *s, const char *id, const char *path, bool json, bo
     if (cn_status_get(&cn_cmd_status_def, s, id, path, &r))
         return CN_EXIT_INTERNAL;
     events es = {0};
+    driving d = {0};
     int exit_code = cn_status_read_events(&cn_cmd_status_def, s, id, &es);
     if (!exit_code)
-        exit_code = json ? show_json(&r, &es) : show_text(&r, &es, all);
+        exit_code = read_driving(s, id, &d);
+    if (!exit_code)
+        exit_code = json ? show_json(&r, &es, &d) : show_text(&r, &es, &d, all);
+    driving_free(&d);
     cn_status_events_free(&es);
     cn_rollout_row_free(&r);
     return exit_code;

@@ -29,10 +29,16 @@ int cn_cmd_history(int argc, char **argv);
 int cn_cmd_audit(int argc, char **argv);
 int cn_cmd_watch(int argc, char **argv);
 int cn_cmd_explain(int argc, char **argv);
+int cn_cmd_approve(int argc, char **argv);
+int cn_cmd_pause(int argc, char **argv);
+int cn_cmd_resume(int argc, char **argv);
+int cn_cmd_promote(int argc, char **argv);
+int cn_cmd_abort(int argc, char **argv);
 
 extern const cn_command cn_cmd_validate_def, cn_cmd_plan_def, cn_cmd_run_def, cn_cmd_demo_def,
     cn_cmd_status_def, cn_cmd_history_def, cn_cmd_audit_def, cn_cmd_watch_def,
-    cn_cmd_explain_def;
+    cn_cmd_explain_def, cn_cmd_approve_def, cn_cmd_pause_def, cn_cmd_resume_def,
+    cn_cmd_promote_def, cn_cmd_abort_def;
 
 /* Shared by `status` and `history`, which only read (cmd_history.c). */
 #define CN_DEFAULT_STATE ".canary/state.db"
@@ -83,6 +89,13 @@ int cn_status_get(const cn_command *cmd, cn_store *s, const char *id, const char
                   cn_rollout_row *r);
 /* The list of rollouts, as `canary status` prints it, to stdout. */
 int cn_status_list(const cn_command *cmd, cn_store *s, bool json);
+
+/* Shared by the operator commands and `status` (cmd_operate.c). Whether
+ * the lease's holder is alive at now_ms: its heartbeat is at most
+ * CN_LEASE_TTL_MS old (older, the store lets another run take it over). */
+bool cn_lease_alive(const cn_lease *l, int64_t now_ms);
+/* The lease's holder for people: "canary run pid N on HOST". */
+void cn_driver_describe(char *buf, size_t len, const cn_lease *l);
 
 /* Shared by `run` and `demo` (cmd_run.c). Stores the planned rollout as
  * pending, the row the engine then records into (attempt 1 creates it, a

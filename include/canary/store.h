@@ -11,9 +11,10 @@
  * Events are never updated or deleted (triggers refuse it), and each is
  * chained to the one before it of the same rollout by a SHA-256 hash (the
  * audit chain, below), so a row changed or deleted by someone who could
- * write the file is found by cn_store_audit_verify(). The schema has room
- * for what comes next: attempts (--new-attempt), operator intents, a lease
- * per rollout (one driver). PRAGMA user_version is the schema version (2);
+ * write the file is found by cn_store_audit_verify(). Besides rollouts and
+ * events it keeps attempts (--new-attempt), operators' requests (intents)
+ * and a lease per rollout (one driver), below. PRAGMA user_version is the
+ * schema version (2);
  * a schema 1 file is upgraded when opened for writing, and a database from
  * a newer canary, or a database that is not canary's, is refused rather
  * than misread or changed. docs/state.md describes the tables.
@@ -43,8 +44,9 @@ int cn_store_open(cn_store **out, const char *path, char *err, size_t errlen);
  * the schema, no setting is written and nothing is upgraded (a schema 1
  * file is read as it is: its events are all unchained). CN_ENOTFOUND when
  * path does not exist (err: "no state database at 'PATH': ..."); CN_ESTORE
- * as cn_store_open, and for an empty file. cn_store_create and
- * cn_store_record on such a store are refused. */
+ * as cn_store_open, and for an empty file. Every write on such a store
+ * (cn_store_create, cn_store_record and those below) is refused with
+ * CN_EINVAL; reads, also of intents and the lease, work. */
 int cn_store_open_readonly(cn_store **out, const char *path, char *err, size_t errlen);
 /* Closes s (NULL is fine). */
 void cn_store_close(cn_store *s);

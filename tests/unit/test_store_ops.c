@@ -661,6 +661,15 @@ static void test_lease_free_and_own(void **state)
                      CN_EINVAL);
     assert_int_equal(cn_store_lease_acquire(s, ID, &a, 1, 0, NULL, NULL, err, sizeof err),
                      CN_EINVAL);
+    /* A holder that fills the field has no room for its end: refused, so
+     * what is stored always compares equal to what is read back. */
+    cn_lease full = a;
+    memset(full.holder, 'x', sizeof full.holder);
+    assert_int_equal(cn_store_lease_acquire(s, ID, &full, 1, CN_LEASE_TTL_MS, NULL, NULL, err,
+                                            sizeof err),
+                     CN_EINVAL);
+    assert_contains(err, "needs a holder of 1 to 127 characters");
+    expect_holder(s, "hostA:100:1", 11500);
     cn_store_close(s);
 }
 
