@@ -376,17 +376,46 @@ static int upgrade_schema(cn_store *s, char *err, size_t errlen)
     return code;
 }
 
+/* PRAGMA journal_mode = WAL, waiting like the busy timeout when another
+ * process holds the lock it needs: SQLite does not call the busy handler
+ * for this change (two first runs on a new file would collide). This
+ * waits before any loop runs, as the busy timeout itself does. */
+static int switch_to_wal(cn_store *s, char *mode, size_t len, char *err, size_t errlen)
+{
+    for (int waited = 0;; waited += 10) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            const unsigned char *t = sqlite3_column_text(st, 0);
+            snprintf(mode, len, "%s", t ? (const char *)t : "");
+            rc = SQLITE_OK;
+        }
+        sqlite3_finalize(st);
+        bool busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+        if (!busy || waited >= BUSY_TIMEOUT_MS)
+            return rc == SQLITE_OK ? CN_OK
+                                   : open_fail(s, err, errlen, rc, "switch to write-ahead logging");
+        sqlite3_sleep(10);
+    }
+}
+
 static int configure(cn_store *s, char *err, size_t errlen)
 {
     int kind = FILE_CURRENT;
     /* Look before changing anything: a foreign or newer file is left as it
-     * was, not even switched to WAL. */
-    int code = classify(s, &kind, err, errlen);
+     * was, not even switched to WAL. One read transaction, so a schema
+     * another process is creating right now is seen whole or not at all. */
+    int code = exec(s, "BEGIN", err, errlen, "start reading its schema");
+    if (!code)
+        code = classify(s, &kind, err, errlen);
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, code ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
     if (code)
         return code;
     char mode[32];
-    code = query(s, "PRAGMA journal_mode = WAL", NULL, mode, sizeof mode, err, errlen,
-                 "switch to write-ahead logging");
+    code = switch_to_wal(s, mode, sizeof mode, err, errlen);
     if (code)
         return code;
     /* The reply is the mode now in force: SQLite keeps the old one when the

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "canary/status.h"
@@ -1049,6 +1050,48 @@ static void test_list_damaged_row(void **state)
     cn_store_close(s);
 }
 
+/* Several processes opening the same new file at the same moment (two
+ * pipelines' first `canary run` on a machine): each gets a working store;
+ * none fails on the switch to WAL or the schema the other is creating. */
+static void test_concurrent_first_open(void **state)
+{
+    const char *dir = *state;
+    enum { ROUNDS = 15, PROCS = 6 };
+    for (int round = 0; round < ROUNDS; round++) {
+        char name[32];
+        snprintf(name, sizeof name, "race%d.db", round);
+        const char *path = in(dir, name);
+        int go[2];
+        assert_int_equal(pipe(go), 0);
+        pid_t kids[PROCS];
+        for (int i = 0; i < PROCS; i++) {
+            kids[i] = fork();
+            assert_true(kids[i] >= 0);
+            if (kids[i] == 0) {
+                close(go[1]);
+                char c;
+                if (read(go[0], &c, 1) != 0) /* EOF: all forked, go */
+                    _exit(3);
+                cn_store *s = NULL;
+                char err[512] = "";
+                int rc = cn_store_open(&s, path, err, sizeof err);
+                if (rc != CN_OK)
+                    fprintf(stderr, "open %d: %s\n", i, err);
+                cn_store_close(s);
+                _exit(rc == CN_OK ? 0 : 1);
+            }
+        }
+        close(go[0]);
+        close(go[1]);
+        for (int i = 0; i < PROCS; i++) {
+            int status = 0;
+            assert_int_equal(waitpid(kids[i], &status, 0), kids[i]);
+            assert_true(WIFEXITED(status));
+            assert_int_equal(WEXITSTATUS(status), 0);
+        }
+    }
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1078,6 +1121,7 @@ int main(void)
         T(test_readonly_reads_and_refuses_writes),
         T(test_list_order_and_filters),
         T(test_list_damaged_row),
+        T(test_concurrent_first_open),
     };
 #undef T
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
