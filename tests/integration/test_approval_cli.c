@@ -104,6 +104,18 @@ static void test_approvals(void **state)
                      "approved|bob\n");
     cn_sc_expect_row(gate, "SELECT intent, actor, result IS NOT NULL FROM intents ORDER BY id",
                      "approve|carol|1\napprove|bob|1\n");
+    /* The incident review's story names the approver and the refusals. */
+    cn_test_output o;
+    const char *args[] = {"explain", "shop-v2", "--state", gate->state, NULL};
+    int code = cn_test_run(&o, gate->dir, args);
+    bool told = code == 0 && strstr(o.out, "Approved by bob at ") &&
+                strstr(o.out, "carol was refused the approval") &&
+                strstr(o.out, "mallory was refused");
+    if (!told)
+        fprintf(stderr, "canary explain: exit %d\n%s\n%s\n", code, o.out, o.err);
+    cn_test_output_free(&o);
+    if (!told)
+        cn_sc_fail(gate, "explain does not tell who approved and who was refused");
 
     wait_for(full, "stage 1 of 3 serves 10%");
     operate(full, 1, "needs role 'senior'", "promote", "carol", "--full", NULL, NULL);
