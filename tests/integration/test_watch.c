@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "background.h"
 #include "checks.h"
@@ -204,6 +205,70 @@ static void test_sigterm_leaves_the_rollout(void **state)
     cn_sc_expect_code(s, 4);
 }
 
+/* Drains both terminals until pid ends; returns its exit code. */
+static int drain_until_exit(pid_t pid, int *masters, char **bufs, size_t *lens, int limit_ms)
+{
+    for (int waited = 0; waited < limit_ms; waited += 50) {
+        for (int i = 0; i < 2; i++)
+            cn_test_tty_wait(masters[i], &bufs[i], &lens[i], NULL, 25);
+        int code = cn_test_wait(pid, 0);
+        if (code != CN_TEST_STILL_RUNNING)
+            return code;
+    }
+    return CN_TEST_STILL_RUNNING;
+}
+
+/* On a terminal: run redraws its status block in place (cursor up, clear
+ * to the end) under the scrolling decisions, and watch redraws the whole
+ * screen on each change, ending on the final picture. */
+static void test_on_a_terminal(void **state)
+{
+    cn_scenarios *x = *state;
+    cn_scenario *s = cn_sc_new(x, "run and watch on terminals", CN_SC_HTTP);
+    cn_sc_fake(s, "errors 0 value 0.001\n");
+    cn_sc_inputs(s, cn_test_wrapped() ? PLAN_WRAPPED ANALYSIS : PLAN_SHORT ANALYSIS, SHOP);
+    int limit = cn_test_patience_ms(CN_SC_RUN_LIMIT_MS);
+    int masters[2] = {-1, -1};
+    char *bufs[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0};
+    char run_err[4200], watch_err[4200];
+    snprintf(run_err, sizeof run_err, "%s/run.err", s->dir);
+    snprintf(watch_err, sizeof watch_err, "%s/watch.err", s->dir);
+    const char *run_args[] = {"run", "--change", s->change, "--policy", s->policy, "--state",
+                              s->state, NULL};
+    pid_t run = cn_test_spawn_tty(s->dir, run_args, run_err, &masters[0]);
+    assert_true(run > 0);
+    s->run = run; /* killed by the teardown if the test fails */
+    if (!cn_test_tty_wait(masters[0], &bufs[0], &lens[0], "stage_applied", limit))
+        cn_sc_fail(s, "stage 1 was not applied in time");
+    const char *watch_args[] = {"watch", "shop-v2", "--state", s->state, NULL};
+    pid_t watch = cn_test_spawn_tty(s->dir, watch_args, watch_err, &masters[1]);
+    assert_true(watch > 0);
+    assert_int_equal(drain_until_exit(run, masters, bufs, lens, limit), 0);
+    s->run = 0;
+    assert_int_equal(drain_until_exit(watch, masters, bufs, lens, limit), 0);
+    cn_test_tty_wait(masters[1], &bufs[1], &lens[1], NULL, 50);
+    close(masters[0]);
+    close(masters[1]);
+
+    const char *run_tty = bufs[0] ? bufs[0] : "", *watch_tty = bufs[1] ? bufs[1] : "";
+    bool ok = strstr(run_tty, "stage 1/2 [") && strstr(run_tty, "A\r\033[J") &&
+              strstr(run_tty, "result: promoted to 100% (exit 0)") &&
+              cn_test_count(watch_tty, "\033[H\033[2J") >= 2 &&
+              strstr(watch_tty, "state     completed, stage 2/2 [") &&
+              strstr(watch_tty, "result    promoted to 100% (exit 0)");
+    /* The last picture is the final one: nothing redrawn after it. */
+    const char *last_clear = watch_tty;
+    for (const char *p = watch_tty; (p = strstr(p, "\033[H\033[2J")); p++)
+        last_clear = p;
+    ok = ok && strstr(last_clear, "completed");
+    if (!ok)
+        print_error("run's terminal:\n%s\n--- watch's terminal:\n%s\n", run_tty, watch_tty);
+    free(bufs[0]);
+    free(bufs[1]);
+    assert_true(ok);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, cn_sc_setup, cn_sc_teardown)
 
 int main(void)
@@ -212,6 +277,7 @@ int main(void)
         TEST(test_follows_a_run),
         TEST(test_unknown_and_missing),
         TEST(test_sigterm_leaves_the_rollout),
+        TEST(test_on_a_terminal),
     };
     return cmocka_run_group_tests_name("watch", tests, NULL, NULL);
 }

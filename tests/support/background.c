@@ -1,3 +1,5 @@
+/* posix_openpt, grantpt, unlockpt, ptsname */
+#define _XOPEN_SOURCE 700
 #include "background.h"
 
 #include <errno.h>
@@ -37,8 +39,9 @@ int cn_test_patience_ms(int ms)
     return cn_test_wrapped() ? ms * 20 : ms;
 }
 
-pid_t cn_test_spawn(const char *cwd, const char *const *args, const char *out_path,
-                    const char *err_path)
+/* stdout to out_path, or to the terminal tty (a device path) when given. */
+static pid_t spawn(const char *cwd, const char *const *args, const char *out_path,
+                   const char *err_path, bool tty)
 {
     const char *bin = getenv("CANARY_BIN");
     char default_bin[4096];
@@ -62,7 +65,9 @@ pid_t cn_test_spawn(const char *cwd, const char *const *args, const char *out_pa
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path,
+                                     tty ? O_WRONLY | O_NOCTTY : O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
     posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     /* The child inherits the directory it is spawned from; the test's own
      * is restored at once. */
@@ -82,6 +87,59 @@ pid_t cn_test_spawn(const char *cwd, const char *const *args, const char *out_pa
         return -1;
     }
     return pid;
+}
+
+pid_t cn_test_spawn(const char *cwd, const char *const *args, const char *out_path,
+                    const char *err_path)
+{
+    return spawn(cwd, args, out_path, err_path, false);
+}
+
+pid_t cn_test_spawn_tty(const char *cwd, const char *const *args, const char *err_path,
+                        int *master)
+{
+    *master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (*master < 0 || grantpt(*master) != 0 || unlockpt(*master) != 0) {
+        fprintf(stderr, "cannot open a pseudo-terminal: %s\n", strerror(errno));
+        if (*master >= 0)
+            close(*master);
+        *master = -1;
+        return -1;
+    }
+    fcntl(*master, F_SETFL, fcntl(*master, F_GETFL) | O_NONBLOCK);
+    char slave[256];
+    snprintf(slave, sizeof slave, "%s", ptsname(*master));
+    /* A terminal the views recognise, whatever the test runs under. */
+    setenv("TERM", "xterm", 1);
+    pid_t pid = spawn(cwd, args, slave, err_path, true);
+    if (pid < 0) {
+        close(*master);
+        *master = -1;
+    }
+    return pid;
+}
+
+bool cn_test_tty_wait(int master, char **buf, size_t *len, const char *needle, int timeout_ms)
+{
+    for (int waited = 0;; waited += 10) {
+        char chunk[4096];
+        ssize_t got;
+        /* Drain what is there, so the child never blocks on a full terminal. */
+        while ((got = read(master, chunk, sizeof chunk)) > 0) {
+            char *bigger = realloc(*buf, *len + (size_t)got + 1);
+            if (!bigger)
+                return false;
+            *buf = bigger;
+            memcpy(*buf + *len, chunk, (size_t)got);
+            *len += (size_t)got;
+            (*buf)[*len] = '\0';
+        }
+        if (needle && *buf && strstr(*buf, needle))
+            return true;
+        if (waited >= timeout_ms)
+            return !needle;
+        nap();
+    }
 }
 
 int cn_test_wait(pid_t pid, int timeout_ms)

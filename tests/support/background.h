@@ -13,6 +13,9 @@
  * ran out (the process is left running), -1 when pid is not our child.
  * cn_test_kill() sends SIGKILL and reaps: for teardown after a failure.
  *
+ * cn_test_spawn_tty() is cn_test_spawn with stdout on a pseudo-terminal,
+ * for the views that draw on a terminal; cn_test_tty_wait() reads it.
+ *
  * cn_test_wait_text() polls path every 10 ms until it contains needle
  * (true) or timeout_ms passed (false).
  *
@@ -29,6 +32,15 @@
 
 pid_t cn_test_spawn(const char *cwd, const char *const *args, const char *out_path,
                     const char *err_path);
+/* cn_test_spawn with stdout on a new pseudo-terminal, so the child sees a
+ * TTY (TERM is set to xterm); *master is the side to read from (close it
+ * when done; non-blocking). -1 when no terminal could be had. */
+pid_t cn_test_spawn_tty(const char *cwd, const char *const *args, const char *err_path,
+                        int *master);
+/* Reads the terminal into *buf (NUL-terminated, grown; free it) until it
+ * holds needle (true) or timeout_ms passed (false; with needle NULL it
+ * just drains for that long and returns true). */
+bool cn_test_tty_wait(int master, char **buf, size_t *len, const char *needle, int timeout_ms);
 int cn_test_wait(pid_t pid, int timeout_ms);
 int cn_test_kill(pid_t pid);
 bool cn_test_wait_text(const char *path, const char *needle, int timeout_ms);
