@@ -562,9 +562,9 @@ static void on_deadline(uv_timer_t *t)
         uv_timer_stop(&h->retry);
         char more[96] = "";
         if (h->waiting)
-            snprintf(more, sizeof more, " and %zu more waiting behind it", h->waiting);
-        report(n, h, "canary is exiting and the webhook has not taken the '%s' notification%s "
-               "yet; not sent", cn_notify_event_names[h->current->event], more);
+            snprintf(more, sizeof more, " (and %zu more waiting behind it)", h->waiting);
+        report(n, h, "canary is exiting: the '%s' notification%s did not go out in time",
+               cn_notify_event_names[h->current->event], more);
         while (h->head) {
             note *x = h->head;
             h->head = x->next;
