@@ -19,6 +19,24 @@ const char *const cn_notify_event_names[CN_NOTIFY_EVENT_COUNT] = {
 
 static const char *const format_names[] = {"generic", "slack", NULL};
 
+/* Names from the event log (canary status, audit) that a person may take
+ * for notification names, and the notification they mean. */
+static const struct {
+    const char *name, *means;
+} log_names[] = {
+    {"stage_applied", "stage_advanced"}, {"aborted", "rolled_back"},
+    {"rollback", "rolled_back"},         {"rolling_back", "rolled_back"},
+    {"promoted", "stage_advanced"},
+};
+
+static const char *event_hint(const char *name)
+{
+    for (size_t i = 0; i < sizeof log_names / sizeof log_names[0]; i++)
+        if (!strcmp(name, log_names[i].name))
+            return log_names[i].means;
+    return cn_suggest(name, cn_notify_event_names, CN_NOTIFY_EVENT_COUNT);
+}
+
 static int event_bit(const char *name)
 {
     for (int i = 0; i < CN_NOTIFY_EVENT_COUNT; i++)
@@ -48,8 +66,7 @@ static int parse_events(cn_loader *ld, const cn_node *v, const cn_field *f, void
         }
         int b = event_bit(it->text);
         if (b < 0) {
-            const char *hint = cn_suggest(it->text, cn_notify_event_names,
-                                          CN_NOTIFY_EVENT_COUNT);
+            const char *hint = event_hint(it->text);
             cn_loader_error(ld, it, "unknown event '%.100s' in '%s'%s%s%s; known: " EVENT_LIST,
                             it->text, f->key, hint ? " (did you mean '" : "",
                             hint ? hint : "", hint ? "'?)" : "");
