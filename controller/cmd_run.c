@@ -7,6 +7,7 @@
 
 #include "canary/engine.h"
 #include "canary/http_client.h"
+#include "canary/notify.h"
 #include "canary/plan_output.h"
 #include "canary/planning.h"
 #include "canary/run_view.h"
@@ -57,6 +58,7 @@ static const struct option run_options[] = {
 typedef struct run {
     uv_loop_t loop;
     cn_http *http;
+    cn_notifier *notify;
     cn_engine *engine;
     cn_run_view *view;
     uv_signal_t sigint, sigterm;
@@ -66,12 +68,21 @@ typedef struct run {
     char stop_reason[320];
 } run;
 
+static void close_http(void *ctx)
+{
+    run *r = ctx;
+    cn_notify_free(r->notify);
+    cn_http_close(r->http);
+}
+
 static void close_all(run *r)
 {
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sigterm, NULL);
     cn_engine_close(r->engine);
-    cn_http_close(r->http);
+    /* The last notification still goes out (bounded by its webhook's
+     * timeout and one retry) before the client closes. */
+    cn_notify_drain(r->notify, close_http, r);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -322,13 +333,20 @@ static int drive(const cn_planning *pl, cn_store *store, const drive_opts *o)
     uv_signal_start(&r.sigterm, on_signal, SIGTERM);
 
     cn_engine_observer finish = {.on_finish = on_finish, .ctx = &r};
+    char err[512] = "";
+    cn_notify_config nc = {.loop = &r.loop, .http = r.http, .hooks = pl->policy->notify,
+                           .hook_count = pl->policy->notify_count, .rollout = pl->change.id,
+                           .service = pl->change.service, .version = pl->change.version,
+                           .ai_assisted = pl->ai_assisted, .on_failure = cn_notify_log_failure};
+    int rc = cn_notify_new(&r.notify, &nc, err, sizeof err);
+    cn_engine_observer notified = cn_notify_observer(r.notify, &finish);
     cn_engine_config cfg = cn_run_engine_config(pl, &r.loop, r.http, store,
-                                                cn_run_view_observer(r.view, &finish));
+                                                cn_run_view_observer(r.view, &notified));
     cfg.access = o->access;
     cfg.lease_holder = o->lease_holder;
     cfg.resume = o->resume;
-    char err[512] = "";
-    int rc = cn_engine_start(&r.engine, &cfg, err, sizeof err);
+    if (rc == CN_OK)
+        rc = cn_engine_start(&r.engine, &cfg, err, sizeof err);
     if (rc != CN_OK) {
         fprintf(stderr, "canary run: %s\n", rc == CN_ENOMEM ? "out of memory" : err);
         close_all(&r);
@@ -458,7 +476,8 @@ int cn_cmd_run(int argc, char **argv)
         cn_engine_config probe = {.plan = &pl.plan, .policy = pl.policy,
                                   .previous_version = pl.change.previous_version};
         char err[512] = "";
-        if (cn_engine_check(&probe, err, sizeof err) != CN_OK) {
+        if (cn_engine_check(&probe, err, sizeof err) != CN_OK ||
+            cn_notify_check(pl.policy, err, sizeof err) != CN_OK) {
             fprintf(stderr, "canary run: %s\n", err);
             code = CN_EXIT_INVALID;
         }

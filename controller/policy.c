@@ -1,5 +1,5 @@
 /* Policy files: defaults and the top-level sections except analysis and
- * actuator (policy_analysis.c). Choosing a policy and loading a directory
+ * actuator (policy_analysis.c) and notify (policy_notify.c). Choosing a policy and loading a directory
  * of them is in policy_select.c. */
 #include "canary/policy.h"
 
@@ -542,6 +542,7 @@ static const cn_field policy_fields[] = {
      .offset = offsetof(cn_policy, analysis)},
     {.key = "actuator", .parse = cn__parse_actuator,
      .offset = offsetof(cn_policy, actuator)},
+    {.key = "notify", .parse = cn__parse_notify, .offset = 0},
     {.key = "provenance", .parse = cn_parse_map, .offset = 0,
      .sub = &provenance_schema},
     {.key = "diff", .parse = cn_parse_map, .offset = 0, .sub = &diff_schema},

@@ -40,8 +40,7 @@ static void bad_env_name(cn_loader *ld, const cn_node *v, const char *what)
                         what, strlen(v->text));
 }
 
-static int parse_env_name(cn_loader *ld, const cn_node *v, const cn_field *f,
-                          void *dst)
+int cn__parse_env_name(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
 {
     const char *s;
     if (cn_parse_string(ld, v, f, &s))
@@ -89,8 +88,7 @@ static int env_header_entry(cn_loader *ld, const char *map_key, const cn_node *n
     return 0;
 }
 
-static int parse_env_headers(cn_loader *ld, const cn_node *v, const cn_field *f,
-                             void *dst)
+int cn__parse_env_headers(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
 {
     cn_source *src = dst;
     void *items = NULL;
@@ -119,8 +117,7 @@ static int parse_env_headers(cn_loader *ld, const cn_node *v, const cn_field *f,
 /* Keys that would put a secret in the file. Listing them in the schema
  * (rather than leaving them unknown) gives a message that says where the
  * secret belongs instead. */
-static int reject_secret(cn_loader *ld, const cn_node *v, const cn_field *f,
-                         void *dst)
+int cn__reject_secret(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
 {
     (void)dst;
     if (!strcmp(f->key, "headers"))
@@ -134,12 +131,6 @@ static int reject_secret(cn_loader *ld, const cn_node *v, const cn_field *f,
                         f->key);
     return -1;
 }
-
-#define SECRET_FIELDS                                   \
-    {.key = "bearer_token", .parse = reject_secret},    \
-    {.key = "token", .parse = reject_secret},           \
-    {.key = "password", .parse = reject_secret},        \
-    {.key = "headers", .parse = reject_secret}
 
 /* ---- templates --------------------------------------------------------- */
 
@@ -266,8 +257,8 @@ static int check_url(cn_loader *ld, const cn_node *v, const char *key,
     return 0;
 }
 
-/* The actuator's webhook: no templates there. */
-static int parse_url(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+/* A webhook's URL (the actuator's, a notification's): no templates there. */
+int cn__parse_url(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
 {
     const char *s;
     if (cn_parse_string(ld, v, f, &s) || check_url(ld, v, f->key, s, false))
@@ -334,10 +325,10 @@ static const cn_field prometheus_fields[] = {
      .flags = CN_REQUIRED},
     {.key = "reduce", .parse = cn_parse_enum, .offset = offsetof(cn_source, reduce),
      .choices = reduce_names},
-    {.key = "bearer_token_env", .parse = parse_env_name,
+    {.key = "bearer_token_env", .parse = cn__parse_env_name,
      .offset = offsetof(cn_source, bearer_token_env)},
-    {.key = "headers_from_env", .parse = parse_env_headers, .offset = 0},
-    SECRET_FIELDS,
+    {.key = "headers_from_env", .parse = cn__parse_env_headers, .offset = 0},
+    CN__SECRET_FIELDS,
 };
 static const cn_schema prometheus_schema = CN_SCHEMA("prometheus", prometheus_fields);
 
@@ -345,10 +336,10 @@ static const cn_field json_fields[] = {
     {.key = "url", .parse = parse_source_url, .offset = offsetof(cn_source, url),
      .flags = CN_REQUIRED},
     {.key = "pointer", .parse = parse_pointer, .offset = offsetof(cn_source, pointer)},
-    {.key = "bearer_token_env", .parse = parse_env_name,
+    {.key = "bearer_token_env", .parse = cn__parse_env_name,
      .offset = offsetof(cn_source, bearer_token_env)},
-    {.key = "headers_from_env", .parse = parse_env_headers, .offset = 0},
-    SECRET_FIELDS,
+    {.key = "headers_from_env", .parse = cn__parse_env_headers, .offset = 0},
+    CN__SECRET_FIELDS,
 };
 static const cn_schema json_schema = CN_SCHEMA("json", json_fields);
 
@@ -586,13 +577,13 @@ static int parse_exec(cn_loader *ld, const cn_node *v, const cn_field *f, void *
 }
 
 static const cn_field actuator_http_fields[] = {
-    {.key = "url", .parse = parse_url, .offset = offsetof(cn_actuator, http_url),
+    {.key = "url", .parse = cn__parse_url, .offset = offsetof(cn_actuator, http_url),
      .flags = CN_REQUIRED},
-    {.key = "bearer_token_env", .parse = parse_env_name,
+    {.key = "bearer_token_env", .parse = cn__parse_env_name,
      .offset = offsetof(cn_actuator, http_auth.bearer_token_env)},
-    {.key = "headers_from_env", .parse = parse_env_headers,
+    {.key = "headers_from_env", .parse = cn__parse_env_headers,
      .offset = offsetof(cn_actuator, http_auth)},
-    SECRET_FIELDS,
+    CN__SECRET_FIELDS,
 };
 static const cn_schema actuator_http_schema =
     CN_SCHEMA("actuator.http", actuator_http_fields);

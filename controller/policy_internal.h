@@ -6,7 +6,7 @@
  * its analysis), provenance and diff, selection and directory loading;
  * policy_analysis.c owns analysis, metrics, their sources, the AI-assisted
  * analysis overrides and the actuator, and the checks that compare fields
- * across sections once everything is loaded.
+ * across sections once everything is loaded; policy_notify.c owns notify.
  */
 #ifndef CANARY_POLICY_INTERNAL_H
 #define CANARY_POLICY_INTERNAL_H
@@ -43,6 +43,27 @@ int cn__parse_analysis(cn_loader *ld, const cn_node *v, const cn_field *f,
                        void *dst);
 int cn__parse_actuator(cn_loader *ld, const cn_node *v, const cn_field *f,
                        void *dst);
+
+/* Credentials and webhooks, shared by sources, the actuator and notify
+ * (policy_analysis.c). cn__parse_env_name: the name of an environment
+ * variable (const char *). cn__parse_env_headers: headers_from_env into the
+ * cn_source at dst. cn__parse_url: an http(s) URL with a host, no
+ * credentials, no whitespace and no templates (const char *).
+ * cn__reject_secret refuses a key that would put a secret in the file,
+ * saying where it belongs; CN__SECRET_FIELDS lists those keys for a
+ * schema table. */
+int cn__parse_env_name(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst);
+int cn__parse_env_headers(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst);
+int cn__parse_url(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst);
+int cn__reject_secret(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst);
+#define CN__SECRET_FIELDS                                  \
+    {.key = "bearer_token", .parse = cn__reject_secret},   \
+    {.key = "token", .parse = cn__reject_secret},          \
+    {.key = "password", .parse = cn__reject_secret},       \
+    {.key = "headers", .parse = cn__reject_secret}
+
+/* The notify list (policy_notify.c); dst: cn_policy. */
+int cn__parse_notify(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst);
 
 /* Checks across sections, after every section is loaded: analysis timeout
  * (and its default), max_bake against the longest bake a stage can get,

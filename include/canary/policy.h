@@ -169,6 +169,34 @@ typedef struct cn_actuator {
     int64_t backoff_ms;    /* first retry delay, doubled each time; default 1s */
 } cn_actuator;
 
+/* Notifications (notify: in the policy): what happened to a rollout, posted
+ * to webhooks. The events, as bits of cn_webhook.events; their names are
+ * cn_notify_event_names[bit]. */
+enum {
+    CN_NOTIFY_STARTED = 1u << 0,
+    CN_NOTIFY_STAGE_ADVANCED = 1u << 1,
+    CN_NOTIFY_AWAITING_APPROVAL = 1u << 2,
+    CN_NOTIFY_ROLLED_BACK = 1u << 3,
+    CN_NOTIFY_COMPLETED = 1u << 4,
+    CN_NOTIFY_FAILED = 1u << 5,
+    CN_NOTIFY_ALL = (1u << 6) - 1
+};
+#define CN_NOTIFY_EVENT_COUNT 6
+/* "started", "stage_advanced", "awaiting_approval", "rolled_back",
+ * "completed", "failed". */
+extern const char *const cn_notify_event_names[CN_NOTIFY_EVENT_COUNT];
+
+typedef enum { CN_NOTIFY_GENERIC = 0, CN_NOTIFY_SLACK = 1 } cn_notify_format;
+
+typedef struct cn_webhook {
+    const char *url;      /* http:// or https://, no templates */
+    int format;           /* cn_notify_format, default generic */
+    unsigned events;      /* CN_NOTIFY_* bits, default CN_NOTIFY_ALL */
+    cn_source auth;       /* only bearer_token_env / headers are used */
+    int64_t timeout_ms;   /* one POST, default 5s */
+    unsigned line, col;   /* of the entry, for later messages */
+} cn_webhook;
+
 typedef struct cn_match {
     cn_strings services; /* globs; none = any */
     int tiers[CN_MAX_TIER + 1];
@@ -185,6 +213,8 @@ typedef struct cn_policy {
     cn_ai_policy ai;
     cn_analysis analysis;
     cn_actuator actuator;
+    cn_webhook *notify;     /* none by default */
+    size_t notify_count;
     cn_strings agents;      /* provenance.agents: AI agent names */
     cn_kind_rule *kind_rules; /* diff.kinds */
     size_t kind_rule_count;

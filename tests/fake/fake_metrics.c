@@ -2,8 +2,9 @@
  * fake_metrics: a scripted metrics source (Prometheus query API and plain
  * JSON URLs) and http actuator for the integration tests and benchmarks.
  * What it answers depends on the current canary weight, which actuations
- * (POST /actuate) or a weight file move; every request is logged, one line
- * each, so a test can check the order of events. Usage, script format and
+ * (POST /actuate) or a weight file move; it also takes notifications (POST
+ * /notify...). Every request is logged, one line each, so a test can check
+ * the order of events. Usage, script format and
  * an example: tests/fake/README.md.
  */
 #include <errno.h>
@@ -175,16 +176,17 @@ static int load_script(fake *f, const char *path)
     return rc;
 }
 
-/* The rule for subject (NULL: an actuation): the greatest min_weight not
- * above the current weight; the later line on a tie. */
-static const rule *select_rule(const fake *f, const char *subject)
+/* The rule for subject, or (subject NULL) for a POST named by keyword
+ * ("actuate", "notify"): the greatest min_weight not above the current
+ * weight; the later line on a tie. */
+static const rule *select_rule(const fake *f, const char *subject, const char *keyword)
 {
     const rule *best = NULL;
     for (size_t i = 0; i < f->n; i++) {
         const rule *r = &f->rules[i];
-        bool actuate = strcmp(r->match, "actuate") == 0;
-        bool hit = subject ? !actuate && (strcmp(r->match, "*") == 0 || strstr(subject, r->match))
-                           : actuate;
+        bool post = strcmp(r->match, "actuate") == 0 || strcmp(r->match, "notify") == 0;
+        bool hit = subject ? !post && (strcmp(r->match, "*") == 0 || strstr(subject, r->match))
+                           : strcmp(r->match, keyword) == 0;
         if (hit && r->min_weight <= f->weight && (!best || r->min_weight >= best->min_weight))
             best = r;
     }
@@ -378,7 +380,7 @@ static void actuate(fake *f, const cn_http_in *in, cn_http_out *out)
     char num[32] = "?";
     if (json_is_integer(stage))
         snprintf(num, sizeof num, "%lld", (long long)json_integer_value(stage));
-    const rule *r = select_rule(f, NULL);
+    const rule *r = select_rule(f, NULL, "actuate");
     if (r)
         serve(r, out);
     else
@@ -398,6 +400,25 @@ static void actuate(fake *f, const cn_http_in *in, cn_http_out *out)
     json_decref(doc);
 }
 
+/* A notification webhook: logged whole, so a test can read every payload
+ * in order; answered by a "notify" rule, else 200. */
+static void notify(fake *f, const cn_http_in *in, cn_http_out *out)
+{
+    const rule *r = select_rule(f, NULL, "notify");
+    if (r)
+        serve(r, out);
+    else
+        set_json(out, 200, json_pack("{s:b}", "ok", 1));
+    char verdict[64] = "";
+    if (out->mode == CN_HTTP_REPLY_NONE)
+        snprintf(verdict, sizeof verdict, "rejected=hang ");
+    else if (out->mode == CN_HTTP_REPLY_TRUNCATED)
+        snprintf(verdict, sizeof verdict, "rejected=truncated ");
+    else if (out->status < 200 || out->status > 299)
+        snprintf(verdict, sizeof verdict, "rejected=%d ", out->status);
+    log_line(f, "notify %.200s %s%.6000s", in->path, verdict, in->body);
+}
+
 static void handle(void *ctx, const cn_http_in *in, cn_http_out *out)
 {
     fake *f = ctx;
@@ -405,6 +426,10 @@ static void handle(void *ctx, const cn_http_in *in, cn_http_out *out)
     bool get = strcmp(in->method, "GET") == 0, post = strcmp(in->method, "POST") == 0;
     if (post && strcmp(in->path, "/actuate") == 0) {
         actuate(f, in, out);
+        return;
+    }
+    if (post && strncmp(in->path, "/notify", 7) == 0) {
+        notify(f, in, out);
         return;
     }
     char *q = NULL;
@@ -424,10 +449,11 @@ static void handle(void *ctx, const cn_http_in *in, cn_http_out *out)
         log_line(f, "get %s", in->path);
     } else {
         log_line(f, "other %s %.1000s", in->method, in->path);
-        prom_error(out, 405, "fake_metrics: only GET, and POST to /actuate or /api/v1/query");
+        prom_error(out, 405, "fake_metrics: only GET, and POST to /actuate, /notify... or "
+                             "/api/v1/query");
         return;
     }
-    const rule *r = select_rule(f, subject);
+    const rule *r = select_rule(f, subject, NULL);
     if (r) {
         serve(r, out);
     } else {

@@ -788,6 +788,145 @@ static void test_errors_secrets(void **state)
     cn_diags_free(&d);
 }
 
+/* ---- notify -------------------------------------------------------------- */
+
+static void test_load_notify(void **state)
+{
+    (void)state;
+    cn_policy p;
+    cn_diags d;
+    int rc = load("name: t\n"
+                  "notify:\n"
+                  "  - url: https://hooks.example.com/canary\n"
+                  "  - url: \"https://hooks.slack.com/services/T0/B0/X\"\n"
+                  "    format: slack\n"
+                  "    events: [rolled_back, failed, started]\n"
+                  "    timeout: 1500ms\n"
+                  "    bearer_token_env: HOOK_TOKEN\n"
+                  "    headers_from_env: {X-Team: TEAM_NAME}\n",
+                  &p, &d);
+    if (rc) {
+        cn_test_print_diags(&d);
+        fail();
+    }
+    assert_int_equal(p.notify_count, 2);
+    const cn_webhook *a = &p.notify[0], *b = &p.notify[1];
+    /* defaults: generic, every event, 5s, no credentials */
+    assert_string_equal(a->url, "https://hooks.example.com/canary");
+    assert_int_equal(a->format, CN_NOTIFY_GENERIC);
+    assert_int_equal(a->events, CN_NOTIFY_ALL);
+    assert_int_equal(a->timeout_ms, 5000);
+    assert_null(a->auth.bearer_token_env);
+    assert_int_equal(a->auth.header_count, 0);
+    assert_int_equal(a->line, 3);
+    assert_int_equal(a->col, 5);
+    assert_string_equal(b->url, "https://hooks.slack.com/services/T0/B0/X");
+    assert_int_equal(b->format, CN_NOTIFY_SLACK);
+    assert_int_equal(b->events, CN_NOTIFY_ROLLED_BACK | CN_NOTIFY_FAILED | CN_NOTIFY_STARTED);
+    assert_int_equal(b->timeout_ms, 1500);
+    assert_string_equal(b->auth.bearer_token_env, "HOOK_TOKEN");
+    assert_int_equal(b->auth.header_count, 1);
+    assert_string_equal(b->auth.headers[0].name, "X-Team");
+    assert_string_equal(b->auth.headers[0].env, "TEAM_NAME");
+    assert_int_equal(b->line, 4);
+    /* the names, in bit order */
+    assert_string_equal(cn_notify_event_names[0], "started");
+    assert_string_equal(cn_notify_event_names[1], "stage_advanced");
+    assert_string_equal(cn_notify_event_names[2], "awaiting_approval");
+    assert_string_equal(cn_notify_event_names[3], "rolled_back");
+    assert_string_equal(cn_notify_event_names[4], "completed");
+    assert_string_equal(cn_notify_event_names[5], "failed");
+    cn_policy_free(&p);
+    cn_diags_free(&d);
+
+    /* none by default */
+    assert_int_equal(load("name: t\n", &p, &d), CN_OK);
+    assert_int_equal(p.notify_count, 0);
+    assert_null(p.notify);
+    cn_policy_free(&p);
+    cn_diags_free(&d);
+}
+
+static void test_errors_notify(void **state)
+{
+    (void)state;
+    static const error_case cases[] = {
+        {"unknown event with hint", "name: t\nnotify:\n  - {url: \"http://a\", events: "
+         "[started, complted]}\n", 3, 41,
+         "unknown event 'complted' in 'events' (did you mean 'completed'?); known: started, "
+         "stage_advanced, awaiting_approval, rolled_back, completed, failed"},
+        {"event log name", "name: t\nnotify:\n  - {url: \"http://a\", events: [stage_applied]}\n",
+         3, 32, "unknown event 'stage_applied' in 'events' (did you mean 'stage_advanced'?)"},
+        {"aborted is a rollback", "name: t\nnotify:\n  - {url: \"http://a\", events: [aborted]}\n",
+         3, 32, "unknown event 'aborted' in 'events' (did you mean 'rolled_back'?)"},
+        {"unknown event, no hint", "name: t\nnotify:\n  - {url: \"http://a\", events: [deploy]}\n",
+         3, 32, "unknown event 'deploy' in 'events'; known: started,"},
+        {"event twice", "name: t\nnotify:\n  - {url: \"http://a\", events: [failed, failed]}\n",
+         3, 40, "event 'failed' is listed twice in 'events'"},
+        {"no events", "name: t\nnotify:\n  - {url: \"http://a\", events: []}\n", 3, 31,
+         "'events' expects a non-empty list of events (started, stage_advanced, "
+         "awaiting_approval, rolled_back, completed, failed), got an empty list; leave "
+         "'events' out for all of them"},
+        {"events as scalar", "name: t\nnotify:\n  - {url: \"http://a\", events: started}\n", 3,
+         31, "'events' expects a non-empty list of events"},
+        {"ftp scheme", "name: t\nnotify:\n  - url: ftp://hooks.example.com/x\n", 3, 10,
+         "'url' must be an http:// or https:// URL with a host, got "
+         "'ftp://hooks.example.com/x'"},
+        {"no scheme", "name: t\nnotify:\n  - url: hooks.example.com\n", 3, 10,
+         "'url' must be an http:// or https:// URL with a host, got 'hooks.example.com'"},
+        {"credentials in url", "name: t\nnotify:\n  - url: \"https://u:p@hooks.example.com\"\n",
+         3, 10, "'url' must not carry credentials (user:password@)"},
+        {"missing url", "name: t\nnotify:\n  - {format: slack}\n", 3, 5,
+         "notify is missing the required key 'url'"},
+        {"unknown format", "name: t\nnotify:\n  - {url: \"http://a\", format: slak}\n", 3, 31,
+         "'format' must be one of 'generic', 'slack', got 'slak' (did you mean 'slack'?)"},
+        {"unknown key", "name: t\nnotify:\n  - {url: \"http://a\", evnts: [failed]}\n", 3, 23,
+         "unknown key 'evnts' in notify (did you mean 'events'?)"},
+        {"literal headers", "name: t\nnotify:\n  - url: \"http://a\"\n"
+         "    headers: {Authorization: \"Bearer ${HOOK_TOKEN}\"}\n", 4, 14,
+         "'headers' is not accepted: header values may be secrets; put each in an "
+         "environment variable and name it in 'headers_from_env'"},
+        {"literal token", "name: t\nnotify:\n  - {url: \"http://a\", token: abc}\n", 3, 30,
+         "'token' is not accepted: secrets must not be written in policy files"},
+        {"bad env name", "name: t\nnotify:\n  - url: \"http://a\"\n"
+         "    bearer_token_env: ${HOOK_TOKEN}\n", 4, 23,
+         "'bearer_token_env' must name an environment variable"},
+        {"zero timeout", "name: t\nnotify:\n  - {url: \"http://a\", timeout: 0s}\n", 3, 32,
+         "'timeout' must be greater than 0s, got '0s'"},
+        {"timeout over a minute", "name: t\nnotify:\n  - {url: \"http://a\", timeout: 2m}\n", 3,
+         32, "'timeout' must be at most 1m, got '2m'"},
+        {"timeout without unit", "name: t\nnotify:\n  - {url: \"http://a\", timeout: 5}\n", 3,
+         32, "'timeout' expects a duration with a unit"},
+        {"empty list", "name: t\nnotify: []\n", 2, 9,
+         "'notify' expects a non-empty list of webhooks, each with a 'url', got an empty "
+         "list"},
+        {"a map", "name: t\nnotify: {url: \"http://a\"}\n", 2, 9,
+         "'notify' expects a non-empty list of webhooks, each with a 'url', got a map"},
+        {"null", "name: t\nnotify:\n", 2, 8,
+         "'notify' expects a non-empty list of webhooks, each with a 'url', got nothing"},
+        {"entry not a map", "name: t\nnotify: [\"http://a\"]\n", 2, 10,
+         "each entry of 'notify' must be a map with a 'url', got a quoted string"},
+    };
+    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+
+    /* every problem of every entry, each once */
+    cn_policy p;
+    cn_diags d;
+    assert_int_equal(load("name: t\nnotify:\n"
+                          "  - {url: \"ftp://a\", format: teams}\n"
+                          "  - {url: \"http://b\", events: [rollback]}\n",
+                          &p, &d),
+                     CN_EINVAL);
+    assert_int_equal(cn_diags_total(&d), 3);
+    expect_diag(&d, 3, 11, "'url' must be an http:// or https:// URL");
+    expect_diag(&d, 3, 30, "'format' must be one of 'generic', 'slack', got 'teams'");
+    expect_diag(&d, 4, 32, "unknown event 'rollback' in 'events' (did you mean "
+                           "'rolled_back'?)");
+    assert_int_equal(p.notify_count, 0);
+    cn_policy_free(&p);
+    cn_diags_free(&d);
+}
+
 static void test_errors_actuator(void **state)
 {
     (void)state;
@@ -1468,6 +1607,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_full),
         cmocka_unit_test(test_load_exec_actuator),
+        cmocka_unit_test(test_load_notify),
+        cmocka_unit_test(test_errors_notify),
         cmocka_unit_test(test_defaults_when_absent),
         cmocka_unit_test(test_default_timeout_follows_interval),
         cmocka_unit_test(test_match_position),
