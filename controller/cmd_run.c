@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "canary/actuator.h"
 #include "canary/engine.h"
 #include "canary/http_client.h"
 #include "canary/notify.h"
@@ -386,6 +387,15 @@ static int start_or_resume(cn_store *store, const cn_planning *pl, bool new_atte
         return CN_EXIT_INTERNAL;
     cn_rollout_snapshot snap;
     if (kind == RUN_RESUME) {
+        unsigned orphans = 0;
+        long orphan = 0;
+        if (cn_actuator_kill_orphans(id, 2000, &orphans, &orphan) != CN_OK)
+            fprintf(stderr, "canary run: an actuator call the last run of '%s' left (process "
+                    "group %ld) would not die; resuming anyway\n", id, orphan);
+        if (orphans)
+            printf("rollout '%s': stopped %u actuator call%s the last run left running "
+                   "(process group %ld), so it cannot land late\n", id, orphans,
+                   orphans == 1 ? "" : "s", orphan);
         char err[512] = "";
         /* Read under the lease: nobody else moves the rollout now. */
         int rc = cn_engine_snapshot(store, id, pl->policy, &snap, err, sizeof err);

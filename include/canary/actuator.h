@@ -90,6 +90,17 @@ int cn_actuator_start(cn_actuator_call **out, uv_loop_t *loop, cn_http *http,
  * been reaped). NULL does nothing; after a cancel, c must not be used. */
 void cn_actuator_cancel(cn_actuator_call *c);
 
+/* Before a resumed run acts: stops the exec actuator calls a dead run of
+ * rollout left running (its processes, found by the CANARY_ROLLOUT and
+ * CANARY_ACTION of their environment, and their process groups get
+ * SIGKILL), so an old call cannot land after the new run's decisions.
+ * Waits, bounded by wait_ms and before any loop runs, until they are
+ * gone. *killed: how many calls (process groups); *first: the process
+ * group of one, for the message.
+ * CN_OK, or CN_EBUSY when one was still there after wait_ms. Linux
+ * (/proc); elsewhere it finds nothing. */
+int cn_actuator_kill_orphans(const char *rollout, int wait_ms, unsigned *killed, long *first);
+
 /* CANARY_WEIGHT's text for a fraction: the percentage to six significant
  * digits, so 0.005 -> "0.5", 1 -> "100", 0 -> "0", 1/3 -> "33.3333". */
 void cn_format_weight(char *buf, size_t len, double fraction);

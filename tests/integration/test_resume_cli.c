@@ -180,6 +180,43 @@ static void test_killed_during_bake(void **state)
     expect_audit_intact(s);
 }
 
+/* Killed while a slow actuator call runs: the call's process outlives
+ * canary (its own process group) and would apply its weight seconds
+ * later, after the resumed run moved on; the resumed run stops it first. */
+static void test_orphaned_call_stopped(void **state)
+{
+    cn_scenarios *x = *state;
+    cn_scenario *s = cn_sc_new(x, "orphaned actuator call", CN_SC_EXEC);
+    cn_sc_fake(s, HEALTHY);
+    char script[4 * 4096];
+    snprintf(script, sizeof script,
+             "#!/bin/sh\n"
+             "echo \"$CANARY_ACTION $CANARY_STAGE $CANARY_WEIGHT\" >> '%s'\n"
+             "if [ \"$CANARY_ACTION-$CANARY_STAGE\" = advance-2 ] && [ ! -e '%s/killed' ]; then\n"
+             "  touch '%s/killed'; kill -9 $PPID; sleep 4\n"
+             "fi\n"
+             "echo \"$CANARY_WEIGHT\" >> '%s'\n",
+             s->calls, s->dir, s->dir, s->weights);
+    assert_non_null(cn_test_write(s->dir, "act.sh", script));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/act.sh", s->dir);
+    assert_int_equal(chmod(path, 0755), 0);
+    cn_sc_inputs(s, LADDER("1s") ANALYSIS_HEAD METRIC_ERR, CHANGE);
+    cn_sc_run(s, NULL, NULL);
+    cn_sc_expect_code(s, 128 + SIGKILL);
+    cn_sc_run(s, NULL, NULL);
+    cn_sc_expect_code(s, 0);
+    cn_sc_expect_out(s, "stopped 1 actuator call the last run left running");
+    /* Longer than the orphan's sleep: had it lived, its 50 would land now. */
+    int limit = cn_test_patience_ms(5000);
+    cn_test_wait_text(s->weights, "never written", limit);
+    cn_sc_expect_calls(s, "advance 1 10\nadvance 2 50\nadvance 2 50\nadvance 3 100\n"
+                          "complete 3 100\n");
+    char *w = cn_sc_slurp(s->weights);
+    cn_sc_expect_text(s, "weights applied", w ? w : "", "10\n50\n100\n100\n");
+    free(w);
+}
+
 /* A second run while the first drives: refused, naming the holder. */
 static void test_one_driver(void **state)
 {
@@ -262,6 +299,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_killed_in_actuator_calls, cn_sc_setup,
                                         cn_sc_teardown),
         cmocka_unit_test_setup_teardown(test_killed_during_bake, cn_sc_setup, cn_sc_teardown),
+        cmocka_unit_test_setup_teardown(test_orphaned_call_stopped, cn_sc_setup,
+                                        cn_sc_teardown),
         cmocka_unit_test_setup_teardown(test_one_driver, cn_sc_setup, cn_sc_teardown),
         cmocka_unit_test_setup_teardown(test_attempts_and_changed_plan, cn_sc_setup,
                                         cn_sc_teardown),
