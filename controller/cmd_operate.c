@@ -68,8 +68,9 @@ const cn_command cn_cmd_approve_def = {
 const cn_command cn_cmd_pause_def = {
     "pause", cn_cmd_pause, "hold a rollout at its current stage",
     SYNOPSIS("pause", "")
-    "Holds the rollout at its current stage and weight; metrics are still judged, and\n"
-    "a failure still rolls back. `canary resume` lets it go on.\n"
+    "Holds the rollout at its current stage and weight: its bake stands still, but its\n"
+    "metrics are still measured and a failure still rolls back. `canary resume` lets\n"
+    "it go on.\n"
     "\n" OPERATE_OPTIONS OPERATE_TAIL};
 
 const cn_command cn_cmd_resume_def = {

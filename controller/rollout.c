@@ -194,11 +194,20 @@ static const char *role(const step *s)
     return text_or(s->cfg->policy->ai.approval_role, "senior");
 }
 
-/* Polling runs while a stage's weight is served and judged. */
-static bool polling(const cn_rollout *r)
+/* The stage's bake clock runs while its weight is served and judged,
+ * not while it is paused. */
+static bool bake_running(const cn_rollout *r)
 {
     return r->stage >= 1 && !r->applying &&
            (r->state == CN_STATE_PROGRESSING || r->state == CN_STATE_AWAITING_APPROVAL);
+}
+
+/* Polling runs while the stage is judged: also while an operator holds it
+ * (a held canary still serves traffic, and a failure still rolls back). */
+static bool polling(const cn_rollout *r)
+{
+    return bake_running(r) ||
+           (r->stage >= 1 && !r->applying && r->state == CN_STATE_PAUSED && r->operator_paused);
 }
 
 /* ---- analysis ----------------------------------------------------------- */
@@ -253,15 +262,22 @@ static void roll_back(step *s, cn_end_reason reason, const char *why)
     apply(s, CN_APPLY_ROLLBACK, 0, 0);
 }
 
-static void to_paused(step *s, const char *why)
+/* by_operator: held by `canary pause`, and still judged; else paused by
+ * the stage's own evidence (on_failure or on_inconclusive: pause), which
+ * waits for an operator without measuring on. */
+static void to_paused(step *s, const char *why, bool by_operator)
 {
     cn_rollout *r = s->r;
     bool was_polling = polling(r);
-    r->baked_before = baked(s);
-    r->stage_started = s->now;
+    if (r->state != CN_STATE_PAUSED) {
+        r->baked_before = baked(s);
+        r->stage_started = s->now;
+    }
     r->state = CN_STATE_PAUSED;
-    record(s, "paused", "paused at stage %u: %s", r->stage, why);
-    if (was_polling)
+    r->operator_paused = by_operator;
+    record(s, "paused", "paused at stage %u: %s%s", r->stage, why,
+           by_operator ? "; still measured: a failure still rolls back" : "");
+    if (was_polling && !by_operator)
         simple(s, CN_ACTION_STOP_POLLING);
 }
 
@@ -328,7 +344,7 @@ static void act_on(step *s, const cn_verdict *v, bool from_timer)
         if (waiting && v->kind == CN_VERDICT_INCONCLUSIVE)
             return;
         if (v->kind != CN_VERDICT_ERRORED && v->action == CN_ON_PAUSE)
-            to_paused(s, v->why);
+            to_paused(s, v->why, false);
         else
             roll_back(s, CN_END_ANALYSIS, v->why);
         return;
@@ -443,8 +459,19 @@ static void on_applied(step *s)
 /* Where a measurement or a request count is judged at all. */
 static bool judging(const cn_rollout *r)
 {
-    return r->stage >= 1 && !r->applying &&
-           (r->state == CN_STATE_PROGRESSING || r->state == CN_STATE_AWAITING_APPROVAL);
+    return polling(r);
+}
+
+/* While an operator holds the stage only failure can follow: the bake
+ * stands still, so nothing promotes or runs out of time. */
+static void judge_held(step *s, const cn_verdict *v)
+{
+    if (v->kind != CN_VERDICT_FAILED && v->kind != CN_VERDICT_ERRORED)
+        return;
+    if (v->kind == CN_VERDICT_FAILED && v->action == CN_ON_PAUSE)
+        to_paused(s, v->why, false); /* on_failure: pause: stays paused, now for its evidence */
+    else
+        roll_back(s, CN_END_ANALYSIS, v->why);
 }
 
 static void on_measurement(step *s)
@@ -474,6 +501,10 @@ static void on_measurement(step *s)
            worded ? "" : outcome_name(ev->outcome), worded ? "" : ": ", why);
     cn_tally_add(&r->tallies[ev->metric], ev->outcome);
     cn_verdict v = verdict(s);
+    if (r->state == CN_STATE_PAUSED) {
+        judge_held(s, &v);
+        return;
+    }
     if (!leaving) {
         act_on(s, &v, false);
         return;
@@ -506,7 +537,10 @@ static void on_requests(step *s)
     else
         record(s, "requests", "stage %u: the canary served %.0f requests", r->stage, q);
     cn_verdict v = verdict(s);
-    act_on(s, &v, false);
+    if (r->state == CN_STATE_PAUSED)
+        judge_held(s, &v);
+    else
+        act_on(s, &v, false);
 }
 
 static void stop(step *s, cn_end_reason reason, const char *detail);
@@ -733,7 +767,7 @@ static void on_intent(step *s)
             return;
         }
         snprintf(detail, sizeof detail, "by '%s': %s", actor, text_or(reason, "no reason given"));
-        to_paused(s, detail);
+        to_paused(s, detail, true);
         return;
     case CN_INTENT_RESUME: {
         if (r->state != CN_STATE_PAUSED) {
@@ -834,8 +868,10 @@ static void on_resume(step *s)
             arm_approval_deadline(s);
         return;
     case CN_STATE_PAUSED:
-        record(s, "resumed", "driving again: still paused at stage %u (`canary resume` goes on)",
-               r->stage);
+        record(s, "resumed", "driving again: still paused at stage %u (`canary resume` goes on)%s",
+               r->stage, r->operator_paused ? "; still measured" : "");
+        if (r->operator_paused)
+            simple(s, CN_ACTION_START_POLLING);
         return;
     default:
         break;
@@ -934,7 +970,8 @@ cn_rollout_snapshot cn_rollout_save(const cn_rollout *r, int64_t now)
     snap.pending_rollback = r->pending_rollback;
     snap.approved = r->approved;
     memcpy(snap.approver, r->approver, sizeof snap.approver);
-    snap.baking = polling(r);
+    snap.baking = bake_running(r);
+    snap.operator_paused = r->operator_paused;
     snap.baked_ms = snap.baking ? add_ms(r->baked_before, now - r->stage_started) : r->baked_before;
     snap.awaiting = r->state == CN_STATE_AWAITING_APPROVAL;
     snap.waited_ms = snap.awaiting ? now - r->awaiting_since : 0;
@@ -994,6 +1031,7 @@ int cn_rollout_restore(cn_rollout *r, const cn_rollout_config *cfg,
     r->baked_before = snap->baked_ms;
     r->awaiting_since = now - snap->waited_ms;
     r->overdue = snap->overdue;
+    r->operator_paused = snap->operator_paused;
     memcpy(r->tallies, snap->tallies, sizeof r->tallies);
     r->requests = snap->requests;
     if (r->stage >= 1)

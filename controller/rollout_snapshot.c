@@ -28,7 +28,8 @@ char *cn_rollout_snapshot_json(const cn_rollout_snapshot *snap)
     for (unsigned i = 0; tallies && i < snap->metric_count && i < CN_MAX_METRICS; i++)
         json_array_append_new(tallies, tally_json(&snap->tallies[i]));
     json_t *j = json_pack(
-        "{s:i, s:s, s:s, s:i, s:b, s:s, s:i, s:s, s:b, s:s, s:b, s:I, s:b, s:I, s:b, s:o, s:o}",
+        "{s:i, s:s, s:s, s:i, s:b, s:s, s:i, s:s, s:b, s:s, s:b, s:I, s:b, s:I, s:b, s:b, s:o, "
+        "s:o}",
         "version", 2, "state", cn_rollout_state_name(snap->state), "end",
         END_NAMES[snap->end < COUNT(END_NAMES) ? snap->end : 0], "stage", (int)snap->stage,
         "applying", snap->applying, "applying_kind",
@@ -37,7 +38,8 @@ char *cn_rollout_snapshot_json(const cn_rollout_snapshot *snap)
         END_NAMES[snap->pending_rollback < COUNT(END_NAMES) ? snap->pending_rollback : 0],
         "approved", snap->approved, "approver", snap->approver, "baking", snap->baking,
         "baked_ms", (json_int_t)snap->baked_ms, "awaiting", snap->awaiting, "waited_ms",
-        (json_int_t)snap->waited_ms, "overdue", snap->overdue, "tallies",
+        (json_int_t)snap->waited_ms, "overdue", snap->overdue, "operator_paused",
+        snap->operator_paused, "tallies",
         tallies ? tallies : json_null(), "requests",
         isfinite(snap->requests) ? json_real(snap->requests) : json_null());
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -113,18 +115,19 @@ int cn_rollout_snapshot_parse(const char *text, cn_rollout_snapshot *snap, char 
     const char *state = NULL, *kind = NULL, *approver = "";
     json_t *end = NULL, *pending = NULL;
     int stage = 0, applying_stage = 0, applying = 0, approved = 0, baking = 0, awaiting = 0,
-        overdue = 0;
+        overdue = 0, operator_paused = 0;
     json_int_t baked = 0, waited = 0, baked_before = 0;
     json_t *tallies = NULL, *requests = NULL;
     int rc = json_unpack_ex(j, &je, 0,
                             "{s:s, s:i, s?o, s?b, s?s, s?i, s?o, s?b, s?s, s?b, s?I, s?I, s?b, "
-                            "s?I, s?b, s?o, s?o}",
+                            "s?I, s?b, s?b, s?o, s?o}",
                             "state", &state, "stage", &stage, "end", &end, "applying", &applying,
                             "applying_kind", &kind, "applying_stage", &applying_stage,
                             "pending_rollback", &pending, "approved", &approved, "approver",
                             &approver, "baking", &baking, "baked_ms", &baked, "baked_before_ms",
                             &baked_before, "awaiting", &awaiting, "waited_ms", &waited,
-                            "overdue", &overdue, "tallies", &tallies, "requests", &requests);
+                            "overdue", &overdue, "operator_paused", &operator_paused, "tallies",
+                            &tallies, "requests", &requests);
     int code = CN_OK;
     int st = state ? state_index(state) : -1;
     int e = end_index(end);
@@ -160,6 +163,7 @@ int cn_rollout_snapshot_parse(const char *text, cn_rollout_snapshot *snap, char 
         snap->awaiting = awaiting;
         snap->waited_ms = waited;
         snap->overdue = overdue;
+        snap->operator_paused = operator_paused;
         if (json_is_number(requests))
             snap->requests = json_number_value(requests);
     }

@@ -35,6 +35,11 @@
  *    late_measurement and never counted.
  *  - A reason to roll back decided while a call was in flight (abort,
  *    signal, analysis) stays the reason when that call then fails.
+ *  - An operator's pause holds the stage (its bake stands still) but keeps
+ *    measuring it: a held canary still serves traffic, so a failure still
+ *    rolls back (under on_failure: pause it stays paused, now for its own
+ *    evidence, and measuring stops). A pause for the stage's own evidence
+ *    measures nothing until an operator resumes.
  *  - resume keeps the bake already served, unless the stage's own evidence
  *    paused it (failed, or inconclusive at max_bake): then its analysis
  *    starts over (fresh tallies and bake), or it would pause again at once.
@@ -174,6 +179,7 @@ typedef struct cn_rollout {
                                        roll back for this reason when it ends */
     int64_t awaiting_since;  /* when the approval gate was reached (awaiting_approval) */
     bool overdue;            /* approval.timeout passed with on_timeout: wait (said once) */
+    bool operator_paused;    /* paused by `canary pause`: still measured and judged */
     bool approved;           /* the gated stage has its second person's approval */
     char approver[64];       /* who approved (a copy; also in the log) */
     unsigned metric_count;
@@ -221,6 +227,7 @@ typedef struct cn_rollout_snapshot {
     bool awaiting;           /* waiting at the approval gate */
     int64_t waited_ms;       /* time waited there */
     bool overdue;
+    bool operator_paused;
     unsigned metric_count;   /* 0: no evidence kept (a snapshot of an older canary) */
     cn_metric_tally tallies[CN_MAX_METRICS];
     double requests;         /* NaN: unknown */

@@ -390,7 +390,7 @@ static const scenario SCENARIOS[] = {
      {STAGE1, PASS(10), PASS(20), PASS(30), INTENT(40, PAUSE, "bob", false), PASS(50),
       TIMER(60), INTENT(70, PAUSE, "bob", false), INTENT(100, RESUME, "carol", false),
       TIMER(110), TIMER(120), END},
-     STAGE1_TRACE " | measurement | measurement | measurement | paused stop | late_measurement"
+     STAGE1_TRACE " | measurement | measurement | measurement | paused | measurement"
      " | - | intent_refused | resumed poll timer@120 | timer@120"
      " | promoted stop apply:advance:2:0.1",
      CN_STATE_PROGRESSING, -1, "resumed", "40s of the bake already served", NULL, NULL},
@@ -400,9 +400,9 @@ static const scenario SCENARIOS[] = {
      STAGE1_TRACE " | measurement | operator_promote stop apply:advance:2:0.1"
      " | intent_refused",
      CN_STATE_PROGRESSING, -1, "operator_promote", "the remaining bake (45s)", NULL, NULL},
-    {"operator promote from paused, onto a gate: polling resumes", {.gate2 = true},
+    {"operator promote from paused, onto a gate: polling goes on", {.gate2 = true},
      {STAGE1, INTENT(10, PAUSE, "bob", false), INTENT(20, PROMOTE, "bob", false), END},
-     STAGE1_TRACE " | paused stop | operator_promote awaiting_approval poll",
+     STAGE1_TRACE " | paused | operator_promote awaiting_approval",
      CN_STATE_AWAITING_APPROVAL, -1, NULL, NULL, NULL, NULL},
     {"promote --full of an AI change needs the role and a second person",
      {.ai = true, .gate2 = true},
@@ -453,6 +453,28 @@ static const scenario SCENARIOS[] = {
      " | late_measurement | late_measurement | - | ignored | intent_refused"
      " | intent_refused | intent_refused | intent_refused",
      CN_STATE_COMPLETED, 0, "late_measurement", "the rollout is over", NULL, NULL},
+
+    /* ---- held by an operator: still judged ---- */
+    {"a failure while an operator holds the stage rolls back", {0},
+     {STAGE1, PASS(10), INTENT(20, PAUSE, "bob", false), PASS(30), FAIL(40), OK(41), END},
+     STAGE1_TRACE " | measurement | paused | measurement | measurement rolling_back stop"
+     " apply:rollback:0:0 | rolled_back finish:3",
+     CN_STATE_ROLLED_BACK, 3, "paused", "still measured: a failure still rolls back",
+     "rolling_back", "failed 1 time"},
+    {"on_failure pause: a failure while held keeps it paused, for its evidence now",
+     {.fail_pause = true},
+     {STAGE1, INTENT(20, PAUSE, "bob", false), FAIL(40), PASS(50), TIMER(300),
+      INTENT(400, RESUME, "bob", false), END},
+     STAGE1_TRACE " | paused | measurement paused stop | late_measurement | - | resumed poll"
+     " timer@460",
+     CN_STATE_PROGRESSING, -1, "resumed", "starts over", NULL, NULL},
+    {"killed while held by an operator: resumed, it is still measured",
+     {0},
+     {STAGE1, INTENT(20, PAUSE, "bob", false), CRASH(25), RESUME(30), FAIL(40), OK(41), END},
+     STAGE1_TRACE " | paused | crash | resumed poll | measurement rolling_back stop"
+     " apply:rollback:0:0 | rolled_back finish:3",
+     CN_STATE_ROLLED_BACK, 3, "resumed", "still paused at stage 1 (`canary resume` goes on);"
+     " still measured", NULL, NULL},
 
     /* ---- approval timeout ---- */
     {"nobody approves within approval.timeout: stopped and rolled back, exit 4",
