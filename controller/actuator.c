@@ -79,6 +79,11 @@ void cn__capture_text(const cn__capture *cap, char *buf, size_t len)
         char ch = cap->ring[(oldest + i) % CN__OUTPUT_KEEP];
         buf[n++] = ch ? ch : ' ';
     }
+    /* A program's last line ends in a newline; the log line it goes into
+     * (and explain's sentence) should not. */
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
+                     buf[n - 1] == '\t'))
+        n--;
     buf[n] = '\0';
 }
 

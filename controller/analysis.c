@@ -431,7 +431,7 @@ static cn_verdict promote(const stage *s)
         for (size_t i = 1; i < s->n; i++)
             if (s->t[i].passes < fewest)
                 fewest = s->t[i].passes;
-        text_add(&w, "; every metric has at least %u of %u passing samples", fewest,
+        text_add(&w, "; every metric has %u or more passing samples (%u needed)", fewest,
                  s->min_samples);
     } else {
         text_add(&w, "; no metrics to judge");

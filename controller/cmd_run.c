@@ -145,8 +145,9 @@ static int check_resumable(const cn_rollout_row *row, const cn_planning *pl)
     if (!same) {
         fprintf(stderr, "canary run: rollout '%s' cannot be resumed: its stages changed since it "
                 "started (policy, topology or change edited; `canary status %s` shows the "
-                "stored plan). Finish it with the old files, or abort it (canary abort %s --as "
-                "USER) and start over with --new-attempt\n", id, id, id);
+                "stored plan). Resume it with the files it started with, to finish it or, "
+                "after `canary abort %s --as USER`, to roll it back; then --new-attempt runs "
+                "the new plan\n", id, id, id);
         return CN_EXIT_INVALID;
     }
     return CN_EXIT_OK;
@@ -244,9 +245,8 @@ static int take_lease(cn_store *store, const char *id, const cn_lease *me)
                                     &holder, err, sizeof err);
     }
     if (rc == CN_EBUSY)
-        fprintf(stderr, "canary run: rollout '%s' is driven by another process: %s. Only one "
-                "process drives a rollout; watch it with `canary watch %s`, or act on it with "
-                "canary pause|abort\n", id, err, id);
+        fprintf(stderr, "canary run: %s. Only one process drives a rollout; watch it with "
+                "`canary watch %s`, or act on it with canary pause|abort\n", err, id);
     else if (rc != CN_OK)
         fprintf(stderr, "canary run: %s\n", err);
     return rc;
@@ -360,6 +360,8 @@ static int drive(const cn_planning *pl, cn_store *store, const drive_opts *o)
     uv_run(&r.loop, UV_RUN_DEFAULT);
     if (r.engine) {
         code = r.exit_code;
+        if (r.stop_reason[0])
+            cn_run_view_cause(r.view, r.stop_reason);
         cn_run_view_finish(r.view, code);
         if (r.stop_reason[0])
             fprintf(stderr, "canary run: %s\n", r.stop_reason);

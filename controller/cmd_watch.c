@@ -221,10 +221,15 @@ static void print_decisions(FILE *out, const cn_status_events *es)
         const cn_status_event *e = &es->v[idx[n]];
         char stamp[40];
         cn_utc_stamp(stamp, sizeof stamp, e->time_ms);
-        /* 80 columns: time 8, type 18, the detail's first 50 characters. */
-        bool cut = strlen(e->detail) > 50;
-        fprintf(out, "  %.8s %-18.18s %.*s%s\n", stamp + 11, e->type, cut ? 47 : 50, e->detail,
-                cut ? "..." : "");
+        /* 80 columns: time 8, type 18 (a longer type, whole, takes room
+         * from the detail), then the detail's first characters. */
+        int type_w = (int)strlen(e->type) > 18 ? (int)strlen(e->type) : 18;
+        if (type_w > 30)
+            type_w = 30;
+        int room = 68 - type_w;
+        bool cut = (int)strlen(e->detail) > room;
+        fprintf(out, "  %.8s %-*.*s %.*s%s\n", stamp + 11, type_w, type_w, e->type,
+                cut ? room - 3 : room, e->detail, cut ? "..." : "");
     }
 }
 

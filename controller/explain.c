@@ -274,6 +274,7 @@ static const char *operator_verb(const char *type)
         {"intent_refused", "was refused"}, {"approval_refused", "was refused the approval"},
         {"started", "started the rollout"},
         {"operator_promote", "cut the bake short"},
+        {"awaiting_approval", "brought the rollout to its approval gate"},
         {"operator_promote_full", "sent the change straight to its last stage"},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)

@@ -263,6 +263,11 @@ void cn_run_view_finish(cn_run_view *v, int exit_code)
     fflush(v->out);
 }
 
+void cn_run_view_cause(cn_run_view *v, const char *why)
+{
+    snprintf(v->cause, sizeof v->cause, "%s", why);
+}
+
 void cn_run_view_note(cn_run_view *v, const char *text)
 {
     if (v->format == CN_VIEW_JSON) {

@@ -30,8 +30,12 @@ int cn_run_view_new(cn_run_view **out, FILE *stream, cn_view_format format, uv_l
 cn_engine_observer cn_run_view_observer(cn_run_view *v, const cn_engine_observer *next);
 /* Once the engine exists: the view reads its state for the status block. */
 void cn_run_view_attach(cn_run_view *v, const cn_engine *e);
-/* Prints the outcome line for exit_code and the last decision. */
+/* Prints the outcome line for exit_code and why: the first rollback or
+ * abort, else the cause given with cn_run_view_cause, else the last
+ * decision. */
 void cn_run_view_finish(cn_run_view *v, int exit_code);
+/* Why the run ends when no record says it (its lease was taken over). */
+void cn_run_view_cause(cn_run_view *v, const char *why);
 /* A line of commentary (the demo's narration; may hold several lines):
  * printed as given, above the live status block; in json, an object
  * {"type": "note", "text": ...}. */

@@ -583,7 +583,7 @@ static void test_verdict_table(void **state)
          1, "p99 failed 1 time", NULL},
         /* 3. promotion */
         {"promote", DEFAULTS, 2, {P(3), P(5)}, 2 * MIN_MS, false, CN_VERDICT_PROMOTE, RB, -1,
-         "baked 2m of 2m", "every metric has at least 3 of 3 passing samples"},
+         "baked 2m of 2m", "every metric has 3 or more passing samples (3 needed)"},
         {"promote after failures within the limit", LIMITS(1, 0, 3, RB, RB, false), 1,
          {{3, 1, 2, 1, 0, 0}}, 3 * MIN_MS, false, CN_VERDICT_PROMOTE, RB, -1,
          "baked 3m of 2m", NULL},

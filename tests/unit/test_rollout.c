@@ -252,7 +252,7 @@ static const scenario SCENARIOS[] = {
      " | measurement promoted stop apply:advance:3:1 | stage_applied poll timer@182"
      " | measurement | measurement | measurement promoted stop apply:complete:3:1"
      " | completed stop finish:0",
-     CN_STATE_COMPLETED, 0, "promoted", "every metric has at least 3 of 3 passing samples",
+     CN_STATE_COMPLETED, 0, "promoted", "every metric has 3 or more passing samples (3 needed)",
      "stage_applied", "stage 1 of 3 serves 1%; baking 1m"},
     {"two metrics: each needs its own samples", {.metrics = 2},
      {STAGE1, PASS(20), PASS(40), PASS(60), TIMER(60), MEAS(70, 1, PASS, "120 within [-, 250]"),
@@ -515,7 +515,7 @@ static const scenario SCENARIOS[] = {
      STAGE1_TRACE " | measurement | measurement | crash | resumed poll timer@115"
      " | measurement | promoted stop apply:advance:2:0.1",
      CN_STATE_PROGRESSING, -1, "resumed", "45s of its bake served", "promoted",
-     "3 of 3 passing samples"},
+     "3 or more passing samples (3 needed)"},
     {"killed after the bake and the evidence were complete: promotes at once", {0},
      {STAGE1, PASS(20), PASS(40), PASS(59), CRASH(60), RESUME(90), END},
      STAGE1_TRACE " | measurement | measurement | measurement | crash"
