@@ -27,7 +27,7 @@ static void strv_free(char **v)
 
 static const char *const env_names[] = {
     "CANARY_ROLLOUT", "CANARY_SERVICE", "CANARY_VERSION", "CANARY_PREVIOUS_VERSION",
-    "CANARY_STAGE",   "CANARY_WEIGHT",  "CANARY_ACTION",
+    "CANARY_STAGE",   "CANARY_WEIGHT",  "CANARY_ACTION",  "CANARY_DRIVER",
 };
 #define ENV_COUNT (sizeof env_names / sizeof env_names[0])
 
@@ -73,7 +73,7 @@ static char **build_env(const cn_actuation *a)
     snprintf(stage, sizeof stage, "%u", a->stage);
     cn_format_weight(weight, sizeof weight, a->weight);
     const char *values[ENV_COUNT] = {a->rollout, a->service, a->version, a->previous_version,
-                                     stage, weight, cn_apply_kind_name(a->kind)};
+                                     stage, weight, cn_apply_kind_name(a->kind), a->driver};
     for (size_t i = 0; i < ENV_COUNT; i++)
         if (!(env[k++] = env_entry(env_names[i], values[i])))
             goto nomem;

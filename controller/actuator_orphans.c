@@ -5,8 +5,9 @@
  * so when its canary run dies by SIGKILL it goes on, and may apply its
  * weight after the run that resumes the rollout has moved on (or rolled
  * back). Before it acts, the resuming run stops them: every process of
- * this user whose environment carries the exec actuator's contract for
- * this rollout (CANARY_ROLLOUT=<id> and CANARY_ACTION) is an old call.
+ * this user whose environment says it was started for the dead run
+ * (CANARY_DRIVER=<its lease holder>, unique per run) is an old call; the
+ * same rollout id driven from another state database is left alone.
  * Linux's /proc tells; elsewhere nothing is found.
  */
 #include "canary/actuator.h"
@@ -24,8 +25,8 @@
 
 #include "canary/status.h"
 
-/* Whether /proc/<pid>/environ holds both markers of a call for rollout. */
-static bool is_call_for(pid_t pid, const char *rollout)
+/* Whether /proc/<pid>/environ says it is a call of driver. */
+static bool is_call_of(pid_t pid, const char *driver)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%ld/environ", (long)pid);
@@ -41,18 +42,11 @@ static bool is_call_for(pid_t pid, const char *rollout)
     if (!buf)
         return false;
     buf[len] = '\0';
-    size_t want_len = strlen("CANARY_ROLLOUT=") + strlen(rollout);
-    bool ours = false, action = false;
-    for (size_t i = 0; i < len; i += strlen(buf + i) + 1) {
-        const char *e = buf + i;
-        if (!strncmp(e, "CANARY_ROLLOUT=", 15) && strlen(e) == want_len &&
-            !strcmp(e + 15, rollout))
-            ours = true;
-        else if (!strncmp(e, "CANARY_ACTION=", 14))
-            action = true;
-    }
+    bool ours = false;
+    for (size_t i = 0; i < len && !ours; i += strlen(buf + i) + 1)
+        ours = !strncmp(buf + i, "CANARY_DRIVER=", 14) && !strcmp(buf + i + 14, driver);
     free(buf);
-    return ours && action;
+    return ours;
 }
 
 /* Alive and not yet a zombie (a killed orphan is reaped by init). */
@@ -71,10 +65,12 @@ static bool running(pid_t pid)
            close_paren[2] != 'X';
 }
 
-int cn_actuator_kill_orphans(const char *rollout, int wait_ms, unsigned *killed, long *first)
+int cn_actuator_kill_orphans(const char *driver, int wait_ms, unsigned *killed, long *first)
 {
     *killed = 0;
     *first = 0;
+    if (!driver || !*driver)
+        return CN_OK;
     DIR *proc = opendir("/proc");
     if (!proc)
         return CN_OK; /* not Linux, or no /proc: nothing to find */
@@ -85,7 +81,7 @@ int cn_actuator_kill_orphans(const char *rollout, int wait_ms, unsigned *killed,
         if (!isdigit((unsigned char)d->d_name[0]))
             continue;
         pid_t pid = (pid_t)strtol(d->d_name, NULL, 10);
-        if (pid <= 1 || pid == self || !is_call_for(pid, rollout))
+        if (pid <= 1 || pid == self || !is_call_of(pid, driver))
             continue;
         /* The whole group: what the call started dies with it. */
         pid_t group = getpgid(pid);

@@ -231,7 +231,8 @@ static bool holder_died(const cn_lease *holder, const cn_lease *me)
            kill((pid_t)holder->pid, 0) == -1 && errno == ESRCH;
 }
 
-static int take_lease(cn_store *store, const char *id, const cn_lease *me)
+/* *replaced: the lease taken over (its holder empty when there was none). */
+static int take_lease(cn_store *store, const char *id, const cn_lease *me, cn_lease *replaced)
 {
     cn_lease holder;
     char err[512] = "";
@@ -249,6 +250,7 @@ static int take_lease(cn_store *store, const char *id, const cn_lease *me)
                 "`canary watch %s`, or act on it with canary pause|abort\n", err, id);
     else if (rc != CN_OK)
         fprintf(stderr, "canary run: %s\n", err);
+    *replaced = holder;
     return rc;
 }
 
@@ -385,13 +387,16 @@ static int start_or_resume(cn_store *store, const cn_planning *pl, bool new_atte
         return code;
     cn_lease me;
     lease_identity(&me);
-    if (take_lease(store, id, &me) != CN_OK)
+    cn_lease last;
+    if (take_lease(store, id, &me, &last) != CN_OK)
         return CN_EXIT_INTERNAL;
     cn_rollout_snapshot snap;
     if (kind == RUN_RESUME) {
         unsigned orphans = 0;
         long orphan = 0;
-        if (cn_actuator_kill_orphans(id, 2000, &orphans, &orphan) != CN_OK)
+        /* A run that ended well released its lease and its calls; one that
+         * died left the lease, and maybe a call still running. */
+        if (cn_actuator_kill_orphans(last.holder, 2000, &orphans, &orphan) != CN_OK)
             fprintf(stderr, "canary run: an actuator call the last run of '%s' left (process "
                     "group %ld) would not die; resuming anyway\n", id, orphan);
         if (orphans)

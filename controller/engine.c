@@ -190,7 +190,8 @@ static void apply(cn_engine *e, const cn_action *a)
 {
     cn_actuation act = {.kind = a->apply, .stage = a->stage, .weight = a->weight,
                         .rollout = e->cfg.rollout, .service = e->cfg.service,
-                        .version = e->cfg.version, .previous_version = e->cfg.previous_version};
+                        .version = e->cfg.version, .previous_version = e->cfg.previous_version,
+                        .driver = e->cfg.lease_holder};
     char w[32], detail[256], err[256] = "";
     cn_format_weight(w, sizeof w, a->weight);
     snprintf(detail, sizeof detail, "%s: stage %u, weight %s%%", cn_apply_kind_name(a->apply),

@@ -54,6 +54,9 @@ typedef struct cn_actuation {
     unsigned stage;   /* 0 for a rollback */
     double weight;    /* fraction 0..1 */
     const char *rollout, *service, *version, *previous_version;
+    const char *driver; /* the lease holder of the run making the call, or NULL:
+                           CANARY_DRIVER, by which a later run finds the calls
+                           of a dead one (cn_actuator_kill_orphans) */
 } cn_actuation;
 
 /* One attempt, reported as it ends (for the event log). what: "exit 0 in
@@ -90,16 +93,16 @@ int cn_actuator_start(cn_actuator_call **out, uv_loop_t *loop, cn_http *http,
  * been reaped). NULL does nothing; after a cancel, c must not be used. */
 void cn_actuator_cancel(cn_actuator_call *c);
 
-/* Before a resumed run acts: stops the exec actuator calls a dead run of
- * rollout left running (its processes, found by the CANARY_ROLLOUT and
- * CANARY_ACTION of their environment, and their process groups get
+/* Before a resumed run acts: stops the exec actuator calls a dead run
+ * left running (its processes, found by the CANARY_DRIVER=driver of their
+ * environment: the dead run's lease holder, and their process groups get
  * SIGKILL), so an old call cannot land after the new run's decisions.
  * Waits, bounded by wait_ms and before any loop runs, until they are
  * gone. *killed: how many calls (process groups); *first: the process
  * group of one, for the message.
  * CN_OK, or CN_EBUSY when one was still there after wait_ms. Linux
  * (/proc); elsewhere it finds nothing. */
-int cn_actuator_kill_orphans(const char *rollout, int wait_ms, unsigned *killed, long *first);
+int cn_actuator_kill_orphans(const char *driver, int wait_ms, unsigned *killed, long *first);
 
 /* CANARY_WEIGHT's text for a fraction: the percentage to six significant
  * digits, so 0.005 -> "0.5", 1 -> "100", 0 -> "0", 1/3 -> "33.3333". */
