@@ -378,6 +378,13 @@ static int wait_for_driver(const request *rq, cn_store *s, int64_t intent, const
     w.timer.data = w.sigint.data = w.sigterm.data = &w;
     uv_signal_start(&w.sigint, on_signal, SIGINT);
     uv_signal_start(&w.sigterm, on_signal, SIGTERM);
+    /* Said only now that a Ctrl-C is handled: whoever reads this line may
+     * press it at once. */
+    char who[160];
+    cn_driver_describe(who, sizeof who, l);
+    printf("request #%lld (%s by '%s') stored; waiting up to %g s for %s\n", (long long)intent,
+           rq->what, rq->user, rq->wait_s, who);
+    fflush(stdout);
     w.start_ms = uv_now(&w.loop);
     uv_timer_start(&w.timer, on_tick, POLL_MS, POLL_MS);
     uv_run(&w.loop, UV_RUN_DEFAULT);
@@ -420,11 +427,6 @@ static int submit(const request *rq, cn_store *s)
                (long long)intent, rq->what, rq->user, rq->id, last);
         return EXIT_STORED;
     }
-    char who[160];
-    cn_driver_describe(who, sizeof who, &l);
-    printf("request #%lld (%s by '%s') stored; waiting up to %g s for %s\n", (long long)intent,
-           rq->what, rq->user, rq->wait_s, who);
-    fflush(stdout);
     return wait_for_driver(rq, s, intent, &l);
 }
 

@@ -166,7 +166,8 @@ static bool process_gone(pid_t pid)
 
 static const cn_actuation ADVANCE = {.kind = CN_APPLY_ADVANCE, .stage = 2, .weight = 0.05,
                                      .rollout = "r-42", .service = "checkout",
-                                     .version = "v2", .previous_version = "v1"};
+                                     .version = "v2", .previous_version = "v1",
+                                     .driver = "host:42:1700000000000"};
 
 typedef struct exec_opts {
     int64_t timeout_ms; /* 0: 5 s */
@@ -258,7 +259,8 @@ static void test_exec_env_replaces_stale(void **state)
                                           "CANARY_PREVIOUS_VERSION=v1\n"
                                           "CANARY_STAGE=2\n"
                                           "CANARY_WEIGHT=5\n"
-                                          "CANARY_ACTION=advance");
+                                          "CANARY_ACTION=advance\n"
+                                          "CANARY_DRIVER=host:42:1700000000000");
 }
 
 static void test_exec_env_rollback(void **state)
