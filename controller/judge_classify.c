@@ -325,7 +325,8 @@ static void compare(const cn_judge_config *c, const double *x, size_t n, const d
     bool allowed = above ? c->direction != CN_DIRECTION_DECREASE
                          : c->direction != CN_DIRECTION_INCREASE;
     bool large = above ? r->effect_size >= inc : r->effect_size <= dec;
-    say(r, "%s: %s lies %s the band %s", allowed && large ? way : "pass", interval,
+    say(r, "%s: %s lies %s the band %s", allowed && large ? (above ? "high" : "low") : "pass",
+        interval,
         above ? "above" : "below", band);
     if ((above && r->ci_low <= r->band) || (below && r->ci_high >= -r->band))
         say(r, " (at its edge the test still rejects: z %.3g %s %.3g)", above ? up : down,
@@ -410,7 +411,7 @@ int cn_judge_metric(const cn_judge_config *c, const double *canary, size_t n,
     qsort(y, ny, sizeof *y, cmp_double);
     if (same_values(x, nx, y, ny)) {
         out->classification = CN_JUDGE_PASS;
-        say(out, "pass: the canary and baseline samples hold the same %zu values", nx);
+        say(out, "pass: the canary and baseline samples hold the same values (%zu each)", nx);
     } else if (x[0] == x[nx - 1] && y[0] == y[ny - 1] && x[0] == y[0]) {
         out->classification = CN_JUDGE_PASS;
         say(out, "pass: every value is %.6g", x[0]);
