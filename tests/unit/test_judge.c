@@ -46,7 +46,7 @@
 /* ---- data ----------------------------------------------------------------- */
 
 typedef struct sample {
-    double v[512];
+    double v[1024];
     size_t n;
 } sample;
 
@@ -201,6 +201,58 @@ static void test_mws_intermediate(void **state)
     assert_true(r.ci_low == 0 && r.ci_high == 0 && r.estimate == 0);
     assert_near(r.u, 27139, 0);
     assert_near(r.p_value, 2.833448233359801e-09, 1e-20);
+}
+
+/* MannWhitneySuite "wilcox function": the function at shifts 0 and 5 for
+ * zq = 0, on 850 + 850 real values around 0.0333 (differences of 1e-6). */
+static void test_mws_wilcox_function(void **state)
+{
+    (void)state;
+    static sample x, y;
+    load(&x, "wilcox_canary");
+    load(&y, "wilcox_baseline");
+    assert_int_equal(x.n, 850);
+    assert_int_equal(y.n, 850);
+    double z0, z5;
+    assert_int_equal(cn_mw_shift_z(x.v, x.n, y.v, y.n, 0, &z0, NULL, 0), CN_OK);
+    assert_int_equal(cn_mw_shift_z(x.v, x.n, y.v, y.n, 5, &z5, NULL, 0), CN_OK);
+    assert_near(z0, -1.229416, E);
+    assert_near(z5, -35.80606, E);
+}
+
+/* MannWhitneySuite "test problem case": the same samples (experiment = x,
+ * control = y there), conf 0.98. Kayenta's interval [-1.48e-5, 1.81e-5]
+ * and estimate 1.81e-5 are where R's root finder stops at 1e-4: on values
+ * that differ by 1e-6 that is noise. The interval is really [-7.45e-8,
+ * 1.74e-9] and the shift -1.74e-9 (R with tol.root = 1e-13 agrees to
+ * 1e-13, the rounding of the data's last digits). */
+static void test_mws_problem_case(void **state)
+{
+    (void)state;
+    static sample x, y;
+    load(&x, "wilcox_canary");
+    load(&y, "wilcox_baseline");
+    cn_mw_result r = mw(x.v, x.n, y.v, y.n, 0.98);
+    assert_near(r.ci_low, -1.4808028936386108E-5, R_TOL);
+    assert_near(r.ci_high, 1.808255910873413E-5, R_TOL);
+    assert_near(r.estimate, 1.808255910873413E-5, R_TOL);
+    assert_near(r.ci_low, -7.4505798528288468e-08, 1e-13);
+    assert_near(r.ci_high, 1.73854617514225e-09, 1e-13);
+    assert_near(r.estimate, -1.7384688064114862e-09, 1e-20); /* R: median(outer(x, y, "-")) */
+    assert_near(r.u, 348869, 0);
+    assert_near(r.p_value, 0.21891569688556359, 1e-15);
+}
+
+/* MannWhitneySuite "returns expected values" and "quant". */
+static void test_mws_small_and_quantile(void **state)
+{
+    (void)state;
+    const double control[] = {1.0, 2.0, 3.0, 4.0}, experiment[] = {10.0, 20.0, 30.0, 40.0};
+    cn_mw_result r = mw(experiment, 4, control, 4, 0.95);
+    assert_near(r.ci_low, 6.0, E);
+    assert_near(r.ci_high, 39.0, E);
+    assert_near(r.estimate, 22.5, E);
+    assert_near(gsl_cdf_ugaussian_Pinv(0.02 / 2), -2.326348, E);
 }
 
 /* ---- the test against R --------------------------------------------------- */
@@ -883,6 +935,9 @@ int main(void)
         cmocka_unit_test(test_mws_tie_out_with_r),
         cmocka_unit_test(test_mws_tie_out_again),
         cmocka_unit_test(test_mws_intermediate),
+        cmocka_unit_test(test_mws_wilcox_function),
+        cmocka_unit_test(test_mws_problem_case),
+        cmocka_unit_test(test_mws_small_and_quantile),
         cmocka_unit_test(test_mw_against_r),
         cmocka_unit_test(test_mw_degenerate),
         cmocka_unit_test(test_mw_refuses),
