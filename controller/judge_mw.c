@@ -85,6 +85,13 @@ static int sorted_load(sorted *s, const double *x, size_t n, const double *y, si
     qsort(s->y, m, sizeof *s->y, cmp_double);
     s->n = n;
     s->m = m;
+    /* Every difference x_i - y_j lies between these two; beyond the
+     * largest double the shifts stop meaning anything. */
+    if (!isfinite(s->x[n - 1] - s->y[0]) || !isfinite(s->x[0] - s->y[m - 1])) {
+        sorted_free(s);
+        return cn_set_err(err, errlen, CN_EINVAL,
+                          "the samples are too far apart: their differences overflow");
+    }
     return CN_OK;
 }
 
@@ -285,7 +292,10 @@ static int crossing_shift(const sorted *s, double zq, double *out, char *err, si
         return cn_set_err(err, errlen, CN_ENOMEM, "out of memory for the root finder");
     gsl_function f = {wdiff, &c};
     double tol = (hi - lo) * 1e-13;
-    gsl_root_fsolver_set(solver, &f, lo, hi);
+    if (gsl_root_fsolver_set(solver, &f, lo, hi) != GSL_SUCCESS) {
+        gsl_root_fsolver_free(solver); /* cannot happen: the signs were checked */
+        return cn_set_err(err, errlen, CN_EINVAL, "the root finder refused [%g, %g]", lo, hi);
+    }
     for (int i = 0; i < MAX_ROOT_ITERATIONS; i++) {
         if (gsl_root_fsolver_iterate(solver) != GSL_SUCCESS)
             break;

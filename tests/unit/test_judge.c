@@ -347,6 +347,14 @@ static void test_mw_refuses(void **state)
     assert_contains(err, "holds 100001 values, more than the 100000");
     double z;
     assert_int_equal(cn_mw_shift_z(ok, 3, ok, 3, NAN, &z, err, sizeof err), CN_EINVAL);
+    /* Finite values whose differences are not. */
+    const double huge[] = {1e308, 1}, tiny[] = {-1e308, 2};
+    assert_int_equal(cn_mw_test(huge, 2, tiny, 2, 0.98, &r, err, sizeof err), CN_EINVAL);
+    assert_contains(err, "the samples are too far apart: their differences overflow");
+    cn_judge_result j;
+    cn_judge_config c = cn_judge_defaults();
+    assert_int_equal(cn_judge_metric(&c, huge, 2, tiny, 2, &j), CN_EINVAL);
+    assert_int_equal(j.classification, CN_JUDGE_ERROR);
 }
 
 /* The largest samples the judge takes: 100k a side, a shift of 1% of the
