@@ -548,8 +548,10 @@ static void act_on_intent(cn_engine *e, const cn_intent_row *row)
  * and every write of ours could undo its state. */
 static void lose_lease(cn_engine *e, const char *why)
 {
-    snprintf(e->stop_reason, sizeof e->stop_reason, "the lease on rollout '%s' is no longer "
-             "ours (%s): another canary run drives it now; this one stops without acting",
+    /* Bounded, so that gcc -O1 (the sanitizer build) can see it fits. */
+    snprintf(e->stop_reason, sizeof e->stop_reason, "the lease on rollout '%.100s' is no "
+             "longer ours (%.80s): another canary run drives it now; this one stops without "
+             "acting",
              e->cfg.rollout, why);
     finish(e, 1);
 }
