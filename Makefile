@@ -12,7 +12,7 @@ CC ?= cc
 BUILD ?= build
 SANITIZE ?=
 
-PKGS := libuv libcurl yaml-0.1 jansson sqlite3 libcrypto
+PKGS := libuv libcurl yaml-0.1 jansson sqlite3 libcrypto gsl
 TEST_PKGS := cmocka
 DEB_PACKAGES := build-essential pkg-config git valgrind libuv1-dev \
 	libcurl4-openssl-dev libyaml-dev libjansson-dev libsqlite3-dev \
