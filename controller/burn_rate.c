@@ -105,13 +105,13 @@ static void text_add(text *t, const char *fmt, ...)
     t->n += (size_t)w < room ? (size_t)w : room;
 }
 
-/* 10 and above with one decimal (31.2, 100), below with two significant
- * digits (3.1, 0.5, 0.043); trailing zeros dropped, no exponent. */
+/* 10 and above with one decimal (31.2, 100), below with sig significant
+ * digits (sig 2: 3.1, 0.5, 0.043); trailing zeros dropped, no exponent. */
 typedef struct num {
     char s[40];
 } num;
 
-static num fmt(double v)
+static num fmt_sig(double v, int sig)
 {
     num n;
     double a = fabs(v);
@@ -121,7 +121,7 @@ static num fmt(double v)
         return n;
     }
     if (a < 10)
-        decimals = a > 0 ? 1 - (int)floor(log10(a)) : 0;
+        decimals = a > 0 ? sig - 1 - (int)floor(log10(a)) : 0;
     if (decimals > 10)
         decimals = 10;
     snprintf(n.s, sizeof n.s, "%.*f", decimals, v);
@@ -135,6 +135,19 @@ static num fmt(double v)
     if (!strcmp(n.s, "-0"))
         strcpy(n.s, "0");
     return n;
+}
+
+/* Burn rates and factors. */
+static num fmt(double v)
+{
+    return fmt_sig(v, 2);
+}
+
+/* Percentages, one digit more: the burn is the ratio over the budget, and
+ * "14.5x: 1.45% errors" must not read as 1.4%. */
+static num pct(double fraction)
+{
+    return fmt_sig(100 * fraction, 3);
 }
 
 typedef struct dur {
@@ -251,8 +264,8 @@ static void fail_words(const cn_burn_windows *w, const cn_burn_figures *f, size_
     const cn_burn_figures *l = &f[p->long_ix], *s = &f[p->short_ix];
     text_add(t, "burn %sx over %s and %sx over %s > %sx: %s%% errors against a %s%% budget",
              fmt(l->burn).s, window_name(p->long_ms).s, fmt(s->burn).s,
-             window_name(p->short_ms).s, fmt(p->factor).s, fmt(100 * l->ratio).s,
-             fmt(100 * budget).s);
+             window_name(p->short_ms).s, fmt(p->factor).s, pct(l->ratio).s,
+             pct(budget).s);
     size_t more = 0;
     for (size_t i = first + 1; i < w->pair_count; i++)
         more += fires(&w->pairs[i], f);
@@ -275,8 +288,8 @@ static void pass_words(const cn_burn_windows *w, const cn_burn_figures *f, doubl
     for (size_t i = 1; i < w->window_count; i++)
         if (w->window_ms[i] > w->window_ms[longest])
             longest = i;
-    text_add(t, ": %s%% errors over %s against a %s%% budget", fmt(100 * f[longest].ratio).s,
-             window_name(w->window_ms[longest]).s, fmt(100 * budget).s);
+    text_add(t, ": %s%% errors over %s against a %s%% budget", pct(f[longest].ratio).s,
+             window_name(w->window_ms[longest]).s, pct(budget).s);
 }
 
 cn_outcome cn_burn_judge(const cn_burn_rate *b, const cn_burn_windows *w,

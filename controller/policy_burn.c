@@ -127,8 +127,14 @@ int cn__parse_burn_rate(cn_loader *ld, const cn_node *v, const cn_field *f, void
     (void)f;
     cn_metric *m = dst;
     unsigned before = ld->errors;
+    m->burn.enabled = true;
+    if (cn_node_is_null(v)) {
+        /* one message, not one per required key */
+        cn_loader_error(ld, v, "'burn_rate' expects a map with 'slo', 'errors', 'total' and "
+                        "'prometheus', got nothing (null)");
+        return -1;
+    }
     m->burn.scale_to_bake = true;
     cn_load_map(ld, v, &burn_schema, m);
-    m->burn.enabled = true;
     return ld->errors == before ? 0 : -1;
 }

@@ -86,7 +86,7 @@ typedef struct cn_burn_result {
 /* Judges one measurement: errors[i] and total[i] are the readings for
  * w->window_ms[i]. res may be NULL; why (may be NULL or len 0; cut to
  * len) receives the evidence:
- *   fail    "burn 31.2x over 2m and 40.1x over 10s > 14.4x: 3.1% errors
+ *   fail    "burn 31.2x over 2m and 40.1x over 10s > 14.4x: 3.12% errors
  *            against a 0.1% budget" (the first pair that fires; the ratio
  *            of its long window), and "; 1 more pair fires" when so
  *   pass    "burn 0.5x over 100s and 0.3x over 8s, not both > 14.4x; ...:
@@ -96,7 +96,7 @@ typedef struct cn_burn_result {
  *            over 10s: empty vector (no series matched)"
  *   error   "error: errors over 10s: HTTP 500"
  * Numbers: 10 and above with one decimal, below with two significant
- * digits, never an exponent. */
+ * digits (three for percentages), never an exponent. */
 cn_outcome cn_burn_judge(const cn_burn_rate *b, const cn_burn_windows *w,
                          const cn_reading *errors, const cn_reading *total,
                          cn_burn_result *res, char *why, size_t len);
