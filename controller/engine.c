@@ -706,8 +706,9 @@ static void act_on_intent(cn_engine *e, const cn_intent_row *row)
  * and every write of ours could undo its state. */
 static void lose_lease(cn_engine *e, const char *why)
 {
-    snprintf(e->stop_reason, sizeof e->stop_reason, "the lease on rollout '%s' is no longer "
-             "ours (%s): another canary run drives it now; this one stops without acting",
+    /* Cut so the advice at the end always fits. */
+    snprintf(e->stop_reason, sizeof e->stop_reason, "the lease on rollout '%.80s' is no longer "
+             "ours (%.100s): another canary run drives it now; this one stops without acting",
              e->cfg.rollout, why);
     finish(e, 1);
 }
