@@ -8,12 +8,16 @@
 #include <string.h>
 
 #include "canary/actuator.h"
+#include "canary/burn_rate.h"
 #include "canary/provider.h"
 #include "canary/status.h"
 
-/* One source polled per tick: a metric (canary and maybe baseline) or the
- * min_requests count. A tick skips a slot whose last poll is still out, so
- * polls never pile up behind a slow provider. */
+typedef struct burn_poll burn_poll;
+
+/* One source polled per tick: a metric (canary and maybe baseline, or a
+ * burn rate's queries) or the min_requests count. A tick skips a slot
+ * whose last poll is still out, so polls never pile up behind a slow
+ * provider. */
 typedef struct poll_slot {
     struct cn_engine *e;
     long metric;           /* index in the policy, -1 for min_requests */
@@ -25,13 +29,25 @@ typedef struct poll_slot {
     unsigned outstanding;  /* replies still to come */
     uint64_t ids[2];
     cn_reading readings[2]; /* canary, baseline */
+    burn_poll *burn;       /* a burn-rate metric's requests; NULL for others */
 } poll_slot;
 
-/* A request's context: which slot and which side of it. */
+/* A request's context: which slot and which side of it (for a burn rate,
+ * which of its requests). */
 typedef struct poll_request {
     poll_slot *slot;
     unsigned side;
 } poll_request;
+
+/* A burn-rate metric polls errors and total over each distinct window of
+ * its stage (request 2i and 2i+1 for window i), all at once. */
+struct burn_poll {
+    cn_burn_windows windows; /* as scaled when the poll started */
+    char names[CN_BURN_MAX_WINDOWS][24];
+    uint64_t ids[2 * CN_BURN_MAX_WINDOWS];
+    cn_reading errors[CN_BURN_MAX_WINDOWS], total[CN_BURN_MAX_WINDOWS];
+    poll_request requests[2 * CN_BURN_MAX_WINDOWS];
+};
 
 struct cn_engine {
     cn_engine_config cfg;
@@ -256,6 +272,77 @@ static char *data_for(const poll_slot *s, cn_outcome o, const cn_threshold *t)
     return text;
 }
 
+static json_t *number_or_null(bool have, double v)
+{
+    return have && isfinite(v) ? json_real(v) : json_null();
+}
+
+/* A burn-rate measurement for the event log. value and max are the
+ * deciding pair's min(b(long), b(short)) and factor, so that readers of
+ * plain metrics (status, watch, explain) show it as a value against its
+ * maximum; pair and windows hold the rest. */
+static char *burn_data(const poll_slot *s, cn_outcome o, const cn_burn_result *res)
+{
+    const cn_burn_rate *b = &slot_metric(s)->burn;
+    const burn_poll *bp = s->burn;
+    json_t *j = json_pack("{s:s, s:s, s:s, s:f, s:f}", "metric", slot_metric(s)->name,
+                          "outcome", o == CN_OUTCOME_PASS ? "pass" : o == CN_OUTCOME_FAIL
+                          ? "fail" : o == CN_OUTCOME_NODATA ? "nodata" : "error",
+                          "kind", "burn_rate", "slo", b->slo, "budget", 1 - b->slo);
+    json_t *windows = json_array();
+    if (!j || !windows) {
+        json_decref(j);
+        json_decref(windows);
+        return NULL;
+    }
+    json_object_set_new(j, "value", number_or_null(res->pair >= 0, res->value));
+    if (res->pair >= 0) {
+        const cn_burn_pair *p = &bp->windows.pairs[res->pair];
+        json_object_set_new(j, "max", json_real(p->factor));
+        json_object_set_new(j, "pair", json_pack("{s:s, s:s, s:f}", "long",
+                                                 bp->names[p->long_ix], "short",
+                                                 bp->names[p->short_ix], "factor", p->factor));
+    }
+    for (size_t i = 0; i < bp->windows.window_count; i++) {
+        const cn_burn_figures *f = &res->windows[i];
+        json_array_append_new(windows, json_pack("{s:s, s:o, s:o, s:o, s:o}", "window",
+                                                 bp->names[i], "errors",
+                                                 number_or_null(f->have, f->errors), "total",
+                                                 number_or_null(f->have, f->total), "ratio",
+                                                 number_or_null(f->have, f->ratio), "burn",
+                                                 number_or_null(f->have, f->burn)));
+    }
+    json_object_set_new(j, "windows", windows);
+    char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
+    json_decref(j);
+    return text;
+}
+
+static void burn_done(poll_slot *s)
+{
+    cn_engine *e = s->e;
+    burn_poll *bp = s->burn;
+    cn_burn_result res;
+    char why[256];
+    cn_outcome o = cn_burn_judge(&slot_metric(s)->burn, &bp->windows, bp->errors, bp->total,
+                                 &res, why, sizeof why);
+    /* The observers see the deciding pair's burn as the metric's value. */
+    cn_reading shown = {.kind = res.pair >= 0 ? CN_READING_VALUE
+                                : o == CN_OUTCOME_NODATA ? CN_READING_NODATA
+                                                         : CN_READING_ERROR,
+                        .value = res.value};
+    snprintf(shown.detail, sizeof shown.detail, "%.150s", res.pair >= 0 ? "" : why);
+    if (e->cfg.observer.on_reading)
+        e->cfg.observer.on_reading(e->cfg.observer.ctx, e, (size_t)s->metric, &shown, o, why);
+    char *data = burn_data(s, o, &res);
+    e->record_data = data;
+    cn_event ev = {.kind = CN_EVENT_MEASUREMENT, .metric = (size_t)s->metric, .outcome = o,
+                   .why = why};
+    step(e, &ev);
+    e->record_data = NULL;
+    free(data);
+}
+
 static void slot_done(poll_slot *s)
 {
     cn_engine *e = s->e;
@@ -275,6 +362,10 @@ static void slot_done(poll_slot *s)
         e->record_data = data;
         step(e, &ev);
         e->record_data = NULL;
+        return;
+    }
+    if (s->burn) {
+        burn_done(s);
         return;
     }
     cn_metric m = *slot_metric(s);
@@ -314,6 +405,16 @@ static void on_reply(void *ctx, const cn_http_reply *reply)
 {
     poll_request *pr = ctx;
     poll_slot *s = pr->slot;
+    if (s->burn) {
+        burn_poll *bp = s->burn;
+        cn_reading *r = pr->side % 2 ? &bp->total[pr->side / 2] : &bp->errors[pr->side / 2];
+        *r = cn_source_reading(s->src, NULL, reply->status, reply->body, reply->len,
+                               reply->error);
+        bp->ids[pr->side] = 0;
+        if (--s->outstanding == 0)
+            slot_done(s);
+        return;
+    }
     cn_template_vars vars = vars_for(s, pr->side);
     s->readings[pr->side] = cn_source_reading(s->src, &vars, reply->status, reply->body,
                                               reply->len, reply->error);
@@ -345,6 +446,52 @@ static void start_request(poll_slot *s, unsigned side)
     free(url);
 }
 
+/* Request k of a burn-rate poll: errors (k even) or total (k odd) over
+ * window k / 2, for the canary version. */
+static void start_burn_request(poll_slot *s, unsigned k)
+{
+    cn_engine *e = s->e;
+    burn_poll *bp = s->burn;
+    const cn_burn_rate *b = &slot_metric(s)->burn;
+    cn_source q = *s->src;
+    q.query = k % 2 ? b->total : b->errors;
+    cn_template_vars vars = vars_for(s, 0);
+    vars.window = bp->names[k / 2];
+    cn_reading *r = k % 2 ? &bp->total[k / 2] : &bp->errors[k / 2];
+    char err[256] = "";
+    char *url = NULL;
+    if (cn_source_url(&q, &vars, &url, err, sizeof err) != CN_OK) {
+        reading_error(r, "%s", err);
+        return;
+    }
+    cn_http_request req = {.url = url, .headers = (const char *const *)s->headers,
+                           .header_count = s->header_count,
+                           .timeout_ms = e->cfg.policy->analysis.timeout_ms};
+    bp->requests[k] = (poll_request){.slot = s, .side = k};
+    if (cn_http_start(e->cfg.http, &req, on_reply, &bp->requests[k], &bp->ids[k], err,
+                      sizeof err) != CN_OK)
+        reading_error(r, "%s", err);
+    else
+        s->outstanding++;
+    free(url);
+}
+
+/* The windows are scaled to the bake of the stage being judged now. */
+static void start_burn(poll_slot *s)
+{
+    cn_engine *e = s->e;
+    burn_poll *bp = s->burn;
+    const cn_plan *plan = e->cfg.plan;
+    int64_t bake = e->r.stage >= 1 && e->r.stage <= plan->stage_count
+                       ? plan->stages[e->r.stage - 1].bake_ms : plan->bake_ms;
+    cn_burn_scale(&slot_metric(s)->burn, bake, e->cfg.policy->analysis.interval_ms,
+                  &bp->windows);
+    for (size_t i = 0; i < bp->windows.window_count; i++)
+        cn_burn_duration(bp->names[i], sizeof bp->names[i], bp->windows.window_ms[i]);
+    for (unsigned k = 0; k < 2 * bp->windows.window_count; k++)
+        start_burn_request(s, k);
+}
+
 static void on_poll_tick(uv_timer_t *t)
 {
     cn_engine *e = t->data;
@@ -355,6 +502,12 @@ static void on_poll_tick(uv_timer_t *t)
         /* Count our own starts, so a reply cannot finish the slot before
          * its other request has started. */
         s->outstanding = 1;
+        if (s->burn) {
+            start_burn(s);
+            if (--s->outstanding == 0)
+                slot_done(s);
+            continue;
+        }
         /* At 100% the previous version serves nothing and its series fade:
          * the last stage is judged by the thresholds alone. */
         s->compared = s->baseline && stage_weight(e, e->r.stage) < 1.0;
@@ -374,6 +527,11 @@ static void cancel_polls(cn_engine *e)
             if (s->ids[side]) {
                 cn_http_cancel(e->cfg.http, s->ids[side]);
                 s->ids[side] = 0;
+            }
+        for (size_t k = 0; s->burn && k < 2 * CN_BURN_MAX_WINDOWS; k++)
+            if (s->burn->ids[k]) {
+                cn_http_cancel(e->cfg.http, s->burn->ids[k]);
+                s->burn->ids[k] = 0;
             }
         s->outstanding = 0;
     }
@@ -618,11 +776,18 @@ static int add_slot(cn_engine *e, long metric, const cn_source *src, bool baseli
     s->metric = metric;
     s->src = src;
     s->baseline = baseline;
+    if (metric >= 0 && e->cfg.policy->analysis.metrics[metric].burn.enabled &&
+        !(s->burn = calloc(1, sizeof *s->burn))) {
+        snprintf(err, errlen, "out of memory");
+        return CN_ENOMEM;
+    }
     char why[256] = "";
     if (cn_source_headers(src, &s->headers, &s->header_count, why, sizeof why) != CN_OK) {
         cn_source_headers_free(s->headers, s->header_count);
         s->headers = NULL;
         s->header_count = 0;
+        free(s->burn);
+        s->burn = NULL;
         snprintf(err, errlen, "%s %s: %s",
                  metric >= 0 ? "metric" : "analysis.min_requests",
                  metric >= 0 ? e->cfg.policy->analysis.metrics[metric].name : "query", why);
@@ -634,8 +799,10 @@ static int add_slot(cn_engine *e, long metric, const cn_source *src, bool baseli
 
 static void free_slots(cn_engine *e)
 {
-    for (size_t i = 0; i < e->slot_count; i++)
+    for (size_t i = 0; i < e->slot_count; i++) {
         cn_source_headers_free(e->slots[i].headers, e->slots[i].header_count);
+        free(e->slots[i].burn);
+    }
     free(e->slots);
     free(e->requests);
     e->slots = NULL;

@@ -170,24 +170,36 @@ static bool template_known(const char *name)
     return false;
 }
 
-/* Quotes the template as written, so it can be found in the file. */
+/* Quotes the template as written, so it can be found in the file. window:
+ * {{window}} is known here (a burn rate's queries). */
 static void unknown_template(cn_loader *ld, const cn_node *v, const char *key,
-                             const char *open, const char *close, const char *name)
+                             const char *open, const char *close, const char *name,
+                             bool window)
 {
+    static const char *const with_window[] = {
+        "service", "version", "previous_version", "rollout", "stage", "window"};
     int shown = close + 2 - open < 100 ? (int)(close + 2 - open) : 100;
-    const char *hint = cn_suggest(name, template_names, TEMPLATE_COUNT);
+    if (!window && !strcmp(name, "window")) {
+        cn_loader_error(ld, v, "template '%.*s' in '%s' is only filled in for a "
+                        "burn_rate's 'errors' and 'total'; known here: " TEMPLATE_LIST,
+                        shown, open, key);
+        return;
+    }
+    const char *hint = window ? cn_suggest(name, with_window, TEMPLATE_COUNT + 1)
+                              : cn_suggest(name, template_names, TEMPLATE_COUNT);
     cn_loader_error(ld, v, "unknown template '%.*s' in '%s'%s%s%s; known: "
-                    TEMPLATE_LIST, shown, open, key,
+                    TEMPLATE_LIST "%s", shown, open, key,
                     hint ? " (did you mean '{{" : "", hint ? hint : "",
-                    hint ? "}}'?)" : "");
+                    hint ? "}}'?)" : "", window ? ", window" : "");
 }
 
 /* A misspelt template would be sent as literal text at run time and
  * match nothing, which reads as "no data" rather than as a mistake; so
  * every {{...}} must name a known template. Reports the first problem. */
-static int check_templates(cn_loader *ld, const cn_node *v, const char *key,
-                           const char *s)
+int cn__check_templates(cn_loader *ld, const cn_node *v, const char *key,
+                        const char *s, bool window)
 {
+    int windows = 0;
     for (const char *open = strstr(s, "{{"); open; ) {
         const char *close = template_end(open);
         if (!close) {
@@ -197,13 +209,21 @@ static int check_templates(cn_loader *ld, const cn_node *v, const char *key,
         }
         char name[80];
         template_name(open, close, name, sizeof name);
-        if (!template_known(name)) {
-            unknown_template(ld, v, key, open, close, name);
+        bool is_window = window && !strcmp(name, "window");
+        if (!is_window && !template_known(name)) {
+            unknown_template(ld, v, key, open, close, name, window);
             return -1;
         }
+        windows += is_window;
         open = strstr(close + 2, "{{");
     }
-    return 0;
+    return windows;
+}
+
+static int check_templates(cn_loader *ld, const cn_node *v, const char *key,
+                           const char *s)
+{
+    return cn__check_templates(ld, v, key, s, false) < 0 ? -1 : 0;
 }
 
 /* ---- URLs and pointers ------------------------------------------------- */
@@ -365,6 +385,38 @@ static int parse_json(cn_loader *ld, const cn_node *v, const cn_field *f, void *
     return load_source(ld, v, &json_schema, dst, CN_SOURCE_JSON);
 }
 
+/* A burn rate's queries are its own 'errors' and 'total'; a query here
+ * would be ignored, so it is refused. */
+static int reject_query(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
+{
+    (void)f;
+    (void)dst;
+    cn_loader_error(ld, v, "'query' is not used by a burn-rate metric: give its "
+                    "queries as burn_rate 'errors' and 'total'");
+    return -1;
+}
+
+static const cn_field burn_prometheus_fields[] = {
+    {.key = "address", .parse = parse_source_url,
+     .offset = offsetof(cn_source, address), .flags = CN_REQUIRED},
+    {.key = "query", .parse = reject_query, .offset = 0},
+    {.key = "reduce", .parse = cn_parse_enum, .offset = offsetof(cn_source, reduce),
+     .choices = reduce_names},
+    {.key = "bearer_token_env", .parse = parse_env_name,
+     .offset = offsetof(cn_source, bearer_token_env)},
+    {.key = "headers_from_env", .parse = parse_env_headers, .offset = 0},
+    SECRET_FIELDS,
+};
+static const cn_schema burn_prometheus_schema =
+    CN_SCHEMA("burn_rate.prometheus", burn_prometheus_fields);
+
+int cn__parse_burn_prometheus(cn_loader *ld, const cn_node *v, const cn_field *f,
+                              void *dst)
+{
+    (void)f;
+    return load_source(ld, v, &burn_prometheus_schema, dst, CN_SOURCE_PROMETHEUS);
+}
+
 /* ---- thresholds and baselines ------------------------------------------ */
 
 typedef struct bounds {
@@ -420,7 +472,7 @@ static int parse_baseline(cn_loader *ld, const cn_node *v, const cn_field *f,
 
 /* ---- metrics ----------------------------------------------------------- */
 
-enum { M_NAME, M_PROMETHEUS, M_JSON, M_THRESHOLD, M_BASELINE };
+enum { M_NAME, M_PROMETHEUS, M_JSON, M_THRESHOLD, M_BASELINE, M_BURN };
 static const cn_field metric_fields[] = {
     [M_NAME] = {.key = "name", .parse = cn__parse_name,
                 .offset = offsetof(cn_metric, name), .flags = CN_REQUIRED},
@@ -432,8 +484,32 @@ static const cn_field metric_fields[] = {
                      .offset = offsetof(cn_metric, threshold)},
     [M_BASELINE] = {.key = "baseline", .parse = parse_baseline,
                     .offset = offsetof(cn_metric, baseline)},
+    [M_BURN] = {.key = "burn_rate", .parse = cn__parse_burn_rate, .offset = 0},
 };
 static const cn_schema metric_schema = CN_SCHEMA("metric", metric_fields);
+
+/* A burn-rate metric has its source inside burn_rate and is judged by its
+ * windows' factors: a source, threshold or baseline beside it would be
+ * ignored, so each is refused at its key. */
+static void check_burn_metric(cn_loader *ld, const cn_node *item, uint64_t bits,
+                              const char *label)
+{
+    static const struct {
+        int field;
+        const char *why;
+    } beside[] = {
+        {M_PROMETHEUS, "its Prometheus address goes inside burn_rate"},
+        {M_JSON, "burn_rate reads Prometheus only"},
+        {M_THRESHOLD, "it is judged by its windows' factors"},
+        {M_BASELINE, "it is judged by its windows' factors"},
+    };
+    for (size_t i = 0; i < sizeof beside / sizeof beside[0]; i++) {
+        const char *key = metric_fields[beside[i].field].key;
+        if (bits & CN__BIT(beside[i].field))
+            cn_loader_error(ld, cn_node_get(item, key), "%s has 'burn_rate' and '%s': "
+                            "%s; remove '%s'", label, key, beside[i].why, key);
+    }
+}
 
 static void load_metric(cn_loader *ld, const cn_node *item, cn_metric *m,
                         size_t index)
@@ -451,6 +527,10 @@ static void load_metric(cn_loader *ld, const cn_node *item, cn_metric *m,
         snprintf(label, sizeof label, "metric '%.100s'", m->name);
     else
         snprintf(label, sizeof label, "metric %zu", index + 1);
+    if (bits & CN__BIT(M_BURN)) {
+        check_burn_metric(ld, item, bits, label);
+        return;
+    }
     if ((bits & CN__BIT(M_PROMETHEUS)) && (bits & CN__BIT(M_JSON)))
         cn_loader_error(ld, item, "%s has both 'prometheus' and 'json'; give "
                         "exactly one source", label);
@@ -867,6 +947,13 @@ static void check_ai_thresholds(cn_loader *ld, const cn_node *an,
         while (i < a->metric_count &&
                !(a->metrics[i].name && !strcmp(a->metrics[i].name, o->metric)))
             i++;
+        if (i < a->metric_count && a->metrics[i].burn.enabled) {
+            cn_node at = {.type = CN_NODE_SCALAR, .line = o->line, .col = o->col};
+            cn_loader_error(ld, &at, "'thresholds' names metric '%s', a burn-rate metric: "
+                            "it has no threshold to tighten (its windows' factors judge it)",
+                            o->metric);
+            continue;
+        }
         if (i < a->metric_count) {
             const cn_node *item = metrics && i < metrics->count ? metrics->items[i] : NULL;
             tighten(ld, o, &a->metrics[i].threshold, cn_node_get(overrides, o->metric),

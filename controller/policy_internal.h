@@ -34,6 +34,21 @@ bool cn__free_key_ok(cn_loader *ld, const cn_node *map, size_t i,
 int cn__parse_threshold(cn_loader *ld, const cn_node *v, const cn_field *f,
                         void *dst); /* cn_threshold */
 
+/* Checks every {{...}} in s (the value of key, at v) names a template:
+ * those of docs/policy.md#templates, and with window also {{window}}.
+ * Returns how many {{window}} templates s holds, or -1 after reporting
+ * the first problem. */
+int cn__check_templates(cn_loader *ld, const cn_node *v, const char *key,
+                        const char *s, bool window);
+
+/* A metric's burn_rate (policy_burn.c; dst: the cn_metric, whose source
+ * and burn it fills) and the Prometheus source inside it (dst:
+ * cn_source: an address and credentials, no query). */
+int cn__parse_burn_rate(cn_loader *ld, const cn_node *v, const cn_field *f,
+                        void *dst);
+int cn__parse_burn_prometheus(cn_loader *ld, const cn_node *v, const cn_field *f,
+                              void *dst);
+
 /* The analysis section (dst: cn_analysis), the stricter analysis for
  * AI-assisted changes (dst: cn_ai_analysis) and the actuator section (dst:
  * cn_actuator; null means absent). */

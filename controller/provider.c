@@ -110,6 +110,8 @@ typedef enum { FILL_RAW, FILL_URL, FILL_POINTER } fill_mode;
 static const char *template_value(const char *name, size_t n, const cn_template_vars *v,
                                   char *num, size_t numlen)
 {
+    if (v->window && n == 6 && !memcmp(name, "window", 6))
+        return v->window;
     static const char *const names[] = {"service", "version", "previous_version",
                                         "rollout", "stage"};
     const char *values[] = {v->service, v->version, v->previous_version, v->rollout, num};
@@ -180,8 +182,10 @@ int cn_template_expand(const char *tmpl, const cn_template_vars *v, char **out, 
 
 /* ---- requests ------------------------------------------------------------- */
 
-static int prometheus_url(const cn_source *src, const cn_template_vars *v, char **out,
-                          char *err, size_t errlen)
+/* {address}{path}?query={query}, then params (already "&name=value"
+ * pairs whose values need no encoding). */
+static int prometheus_url(const cn_source *src, const cn_template_vars *v, const char *path,
+                          const char *params, char **out, char *err, size_t errlen)
 {
     if (!src->address || !src->query) {
         snprintf(err, errlen, "prometheus source has no %s",
@@ -200,8 +204,10 @@ static int prometheus_url(const cn_source *src, const cn_template_vars *v, char 
         n--;
     buf b = {0};
     buf_add(&b, address, n);
-    buf_str(&b, "/api/v1/query?query=");
+    buf_str(&b, path);
+    buf_str(&b, "?query=");
     buf_url_encoded(&b, query, strlen(query));
+    buf_str(&b, params);
     rc = buf_take(&b, out, err, errlen);
 out:
     free(query);
@@ -220,7 +226,7 @@ int cn_source_url(const cn_source *src, const cn_template_vars *v, char **out, c
     }
     switch (src->kind) {
     case CN_SOURCE_PROMETHEUS:
-        return prometheus_url(src, v, out, err, errlen);
+        return prometheus_url(src, v, "/api/v1/query", "", out, err, errlen);
     case CN_SOURCE_JSON:
         if (!src->url) {
             snprintf(err, errlen, "json source has no url");
@@ -232,6 +238,61 @@ int cn_source_url(const cn_source *src, const cn_template_vars *v, char **out, c
                  (int)src->kind);
         return CN_EINVAL;
     }
+}
+
+/* Seconds as Prometheus reads them: at most millisecond precision, no
+ * trailing zeros, no exponent ("1764403836", "0.5"). */
+static void seconds_text(char *b, size_t len, double s)
+{
+    snprintf(b, len, "%.3f", s);
+    char *dot = strchr(b, '.');
+    if (!dot)
+        return;
+    size_t n = strlen(b);
+    while (b[n - 1] == '0')
+        b[--n] = '\0';
+    if (b[n - 1] == '.')
+        b[n - 1] = '\0';
+}
+
+int cn_source_range_url(const cn_source *src, const cn_template_vars *v, double start_s,
+                        double end_s, double step_s, char **out, char *err, size_t errlen)
+{
+    if (out)
+        *out = NULL;
+    if (!src || !out) {
+        snprintf(err, errlen, "no source");
+        return CN_EINVAL;
+    }
+    if (src->kind != CN_SOURCE_PROMETHEUS) {
+        snprintf(err, errlen, "a range query needs a prometheus source");
+        return CN_EINVAL;
+    }
+    /* 1e11 s is the year 5138: beyond it "%.3f" would not be exact. */
+    if (!isfinite(start_s) || !isfinite(end_s) || fabs(start_s) > 1e11 || fabs(end_s) > 1e11 ||
+        end_s < start_s) {
+        snprintf(err, errlen, "range [%g, %g] is not a span of time (end before start, or "
+                 "not a finite Unix time)", start_s, end_s);
+        return CN_EINVAL;
+    }
+    if (!(step_s >= 0.001 && step_s <= 1e11)) {
+        snprintf(err, errlen, "step %g s must be at least 1 ms", step_s);
+        return CN_EINVAL;
+    }
+    /* Prometheus itself refuses more points per series than this. */
+    double points = floor((end_s - start_s) / step_s) + 1;
+    if (points > CN_PROM_MAX_SAMPLES) {
+        snprintf(err, errlen, "range of %g s at step %g s is %.0f points per series, more "
+                 "than the %d Prometheus answers; raise the step", end_s - start_s, step_s,
+                 points, CN_PROM_MAX_SAMPLES);
+        return CN_EINVAL;
+    }
+    char a[48], b[48], c[48], params[200];
+    seconds_text(a, sizeof a, start_s);
+    seconds_text(b, sizeof b, end_s);
+    seconds_text(c, sizeof c, step_s);
+    snprintf(params, sizeof params, "&start=%s&end=%s&step=%s", a, b, c);
+    return prometheus_url(src, v, "/api/v1/query_range", params, out, err, errlen);
 }
 
 /* "Name: <value of $env>" into *out; what names the header in messages. */

@@ -45,7 +45,7 @@ typedef struct cn_env_header {
 /* Where a number comes from: a Prometheus instant query or a JSON document.
  * address, query, url and pointer may use the templates {{service}},
  * {{version}}, {{previous_version}}, {{rollout}} and {{stage}}; the loader
- * rejects any other name. */
+ * rejects any other name ({{window}} is only for a burn rate's queries). */
 typedef struct cn_source {
     cn_source_kind kind;
     const char *address;  /* prometheus: base URL */
@@ -71,11 +71,34 @@ typedef struct cn_baseline {
     double slack;        /* absolute, in the metric's unit */
 } cn_baseline;
 
+/* One window pair of a burn-rate metric: it fires when the burn rate is
+ * above factor over both windows (docs/policy.md#burn_rate). */
+typedef struct cn_burn_window {
+    int64_t long_ms, short_ms; /* short < long */
+    double factor;             /* > 1 */
+} cn_burn_window;
+
+#define CN_BURN_MAX_PAIRS 6
+
+/* A burn-rate metric: the canary's error ratio errors / total over each
+ * window, against the error budget 1 - slo. errors and total are PromQL
+ * that must use {{window}}; the metric's source holds the Prometheus
+ * address (and credentials) with no query of its own. */
+typedef struct cn_burn_rate {
+    bool enabled;
+    double slo;                /* fraction, 0 < slo < 1 */
+    const char *errors, *total;
+    cn_burn_window *windows;   /* count 0: the SRE workbook's two paging pairs */
+    size_t window_count;
+    bool scale_to_bake;        /* default true */
+} cn_burn_rate;
+
 typedef struct cn_metric {
     const char *name;
     cn_source source;
     cn_threshold threshold;
     cn_baseline baseline;
+    cn_burn_rate burn;  /* enabled: judged by burn rate, not threshold or baseline */
     unsigned line, col; /* of the metric's entry, for later messages */
 } cn_metric;
 

@@ -1,8 +1,8 @@
 /* Providers: template expansion, request URLs and headers, and the reading
  * of every canned reply in tests/data/provider/ (one test each), the
- * reduces, the HTTP and transport failures, JSON pointers, and a
- * robustness pass feeding every prefix and many one-byte mutations of the
- * canned replies to both parsers. Bodies are copied into buffers of their
+ * reduces, the HTTP and transport failures, JSON pointers, range queries
+ * (URL and samples), and a robustness pass feeding every prefix and many
+ * one-byte mutations of the canned replies to every parser. Bodies are copied into buffers of their
  * exact size with no terminator, so ASan catches any read past the end. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -862,6 +862,269 @@ static void test_source_reading(void **state)
     free(b.data);
 }
 
+/* ---- range queries ---------------------------------------------------------------------- */
+
+/* The samples of a canned or literal reply: values checked against the
+ * reading, then freed; *n gets the count. */
+static cn_reading samples_of(const char *data, size_t len, long status, double *first,
+                             size_t *n)
+{
+    body b = body_of(data, len);
+    double *v = (double *)&b; /* must be overwritten */
+    size_t count = 99;
+    cn_reading r;
+    assert_int_equal(cn_prometheus_samples(status, b.data, b.len, NULL, &v, &count, &r), CN_OK);
+    free(b.data);
+    assert_detail_safe(&r);
+    if (r.kind == CN_READING_VALUE) {
+        assert_non_null(v);
+        assert_true(count >= 1 && count <= CN_PROM_MAX_SAMPLES);
+        assert_true(isnan(r.value) ? isnan(v[count - 1]) : r.value == v[count - 1]);
+        if (first)
+            *first = v[0];
+    } else {
+        assert_null(v);
+        assert_int_equal(count, 0);
+    }
+    free(v);
+    if (n)
+        *n = count;
+    return r;
+}
+
+static cn_reading samples_file(const char *name, size_t *n)
+{
+    body b = load(name);
+    cn_reading r = samples_of(b.data, b.len, 200, NULL, n);
+    free(b.data);
+    return r;
+}
+
+static void test_range_good(void **state)
+{
+    (void)state;
+    body b = load("prom-range-good.json");
+    double *v = NULL;
+    size_t n = 0;
+    cn_reading r;
+    assert_int_equal(cn_prometheus_samples(200, b.data, b.len, NULL, &v, &n, &r), CN_OK);
+    free(b.data);
+    check_value(&r, 0.001);
+    assert_int_equal(n, 5);
+    assert_true(v[0] == 0.004 && v[1] == 0.005 && isnan(v[2]) && v[3] == -0.25 && v[4] == 0.001);
+    free(v);
+
+    /* the range query canned for the instant parser's refusal */
+    r = samples_file("prom-matrix.json", &n);
+    check_value(&r, 0.003);
+    assert_int_equal(n, 3);
+}
+
+static void test_range_canned_failures(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *file;
+        cn_reading_kind kind;
+        const char *detail; /* exact */
+    } cases[] = {
+        {"prom-range-empty.json", CN_READING_NODATA, "empty matrix (no series matched)"},
+        {"prom-range-no-samples.json", CN_READING_NODATA, "the series has no samples"},
+        {"prom-range-several.json", CN_READING_ERROR,
+         "2 series where one is expected (aggregate the query, e.g. with sum)"},
+        {"prom-range-inf.json", CN_READING_ERROR, "sample 3 of 4 is +Inf"},
+        {"prom-range-unordered.json", CN_READING_ERROR,
+         "sample 3 of 4 (at 1764403791.000) is not later than the one before it (at "
+         "1764403806.000)"},
+        {"prom-good.json", CN_READING_ERROR,
+         "resultType vector is not a range result (a matrix from /api/v1/query_range "
+         "expected)"},
+        {"prom-scalar.json", CN_READING_ERROR,
+         "resultType scalar is not a range result (a matrix from /api/v1/query_range "
+         "expected)"},
+        {"prom-error.json", CN_READING_ERROR,
+         "query failed: bad_data: invalid parameter \"query\": 1:8: parse error: unexpected "
+         "\"}\""},
+        {"prom-truncated.json", CN_READING_ERROR, NULL},
+        {"json-good.json", CN_READING_ERROR, "not a Prometheus query reply (no \"status\")"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        set_case("%s", cases[i].file);
+        size_t n = 7;
+        cn_reading r = samples_file(cases[i].file, &n);
+        if (cases[i].detail)
+            check_exact(&r, cases[i].kind, cases[i].detail);
+        else
+            check(&r, cases[i].kind, "reply is not JSON (line 1: ");
+        assert_int_equal(n, 0);
+    }
+    set_case("%s", "");
+}
+
+#define MATRIX(result) "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\"," \
+                       "\"result\":" result "}}"
+#define SERIES(values) MATRIX("[{\"metric\":{},\"values\":" values "}]")
+
+static void test_range_structure(void **state)
+{
+    (void)state;
+    static const struct {
+        long status;
+        const char *body, *detail; /* exact */
+    } cases[] = {
+        {200, MATRIX("{}"), "data.result of a matrix is not an array"},
+        {200, MATRIX("[1]"), "the series is not an object"},
+        {200, MATRIX("[{\"metric\":{}}]"), "the series has no \"values\" array"},
+        {200, MATRIX("[{\"value\":[1,\"1\"]}]"), "the series has no \"values\" array"},
+        {200, SERIES("{}"), "the series has no \"values\" array"},
+        {200, SERIES("[1]"), "sample 1 of 1 is not a [timestamp, \"value\"] pair"},
+        {200, SERIES("[[1,\"1\"],[2]]"), "sample 2 of 2 is not a [timestamp, \"value\"] pair"},
+        {200, SERIES("[[\"1\",\"1\"]]"), "sample 1 of 1 is not a [timestamp, \"value\"] pair"},
+        {200, SERIES("[[1,0.5]]"),
+         "sample 1 of 1 has a value that is not a string (Prometheus writes values as "
+         "strings)"},
+        {200, SERIES("[[1,\"abc\"]]"), "value \"abc\" is not a number"},
+        {200, SERIES("[[1,\"1e999\"]]"), "value \"1e999\" is out of range"},
+        {200, SERIES("[[1,\"1\"],[2,\"-Inf\"]]"), "sample 2 of 2 is -Inf"},
+        {200, SERIES("[[1,\"1\"],[1,\"2\"]]"),
+         "sample 2 of 2 (at 1.000) is not later than the one before it (at 1.000)"},
+        {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\"}}",
+         "not a Prometheus query reply (no \"data.result\")"},
+        {200, "{\"status\":\"error\",\"errorType\":\"execution\",\"error\":\"too many samples\"}",
+         "query failed: execution: too many samples"},
+        {200, "[]", "not a Prometheus query reply (not a JSON object)"},
+        {200, "", "reply is empty (HTTP 200), not JSON"},
+        {503, "{\"status\":\"error\",\"errorType\":\"unavailable\",\"error\":\"busy\"}",
+         "HTTP 503: unavailable: busy"},
+        {302, SERIES("[[1,\"1\"]]"), "HTTP 302"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        set_case("HTTP %ld, body %s", cases[i].status, cases[i].body);
+        cn_reading r = samples_of(cases[i].body, strlen(cases[i].body), cases[i].status, NULL,
+                                  NULL);
+        check_exact(&r, CN_READING_ERROR, cases[i].detail);
+    }
+    set_case("%s", "");
+
+    /* the transport error wins over whatever came with it */
+    body b = load("prom-range-good.json");
+    double *v = NULL;
+    size_t n = 3;
+    cn_reading r;
+    assert_int_equal(cn_prometheus_samples(200, b.data, b.len, "connection refused (127.0.0.1:9)",
+                                           &v, &n, &r), CN_OK);
+    check_exact(&r, CN_READING_ERROR, "connection refused (127.0.0.1:9)");
+    assert_null(v);
+    assert_int_equal(n, 0);
+    assert_int_equal(cn_prometheus_samples(200, b.data, b.len, NULL, NULL, &n, &r), CN_EINVAL);
+    assert_int_equal(cn_prometheus_samples(200, b.data, b.len, NULL, &v, NULL, &r), CN_EINVAL);
+    assert_int_equal(cn_prometheus_samples(200, b.data, b.len, NULL, &v, &n, NULL), CN_EINVAL);
+    free(b.data);
+}
+
+/* A series of n samples 1, 2, ... at t = 1000, 1001, ... */
+static char *long_series(size_t n)
+{
+    size_t cap = 200 + n * 24, len = 0;
+    char *t = malloc(cap);
+    assert_non_null(t);
+    len += (size_t)snprintf(t, cap, "{\"status\":\"success\",\"data\":{\"resultType\":"
+                            "\"matrix\",\"result\":[{\"metric\":{},\"values\":[");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(t + len, cap - len, "%s[%zu,\"%zu\"]", i ? "," : "", 1000 + i,
+                                i + 1);
+    snprintf(t + len, cap - len, "]}]}}");
+    return t;
+}
+
+/* As many samples as Prometheus answers, and not one more. */
+static void test_range_limit(void **state)
+{
+    (void)state;
+    char *text = long_series(CN_PROM_MAX_SAMPLES);
+    double first = 0;
+    size_t n = 0;
+    cn_reading r = samples_of(text, strlen(text), 200, &first, &n);
+    check_value(&r, CN_PROM_MAX_SAMPLES);
+    assert_int_equal(n, CN_PROM_MAX_SAMPLES);
+    assert_true(first == 1);
+    free(text);
+    text = long_series(CN_PROM_MAX_SAMPLES + 1);
+    r = samples_of(text, strlen(text), 200, NULL, &n);
+    check_exact(&r, CN_READING_ERROR,
+                "11001 samples, more than the 11000 canary reads from one series (raise the "
+                "step)");
+    assert_int_equal(n, 0);
+    free(text);
+}
+
+static void expect_range_url(const cn_source *src, double start, double end, double step,
+                             const char *want)
+{
+    char *out = NULL, err[256] = "";
+    int rc = cn_source_range_url(src, &VARS, start, end, step, &out, err, sizeof err);
+    if (rc) {
+        print_error("range url: %s\n", err);
+        fail();
+    }
+    assert_string_equal(out, want);
+    free(out);
+}
+
+static void expect_range_url_error(const cn_source *src, double start, double end, double step,
+                                   const char *sub)
+{
+    char *out = (char *)"x", err[256] = "";
+    assert_int_equal(cn_source_range_url(src, &VARS, start, end, step, &out, err, sizeof err),
+                     CN_EINVAL);
+    assert_null(out);
+    if (!strstr(err, sub)) {
+        print_error("expected '%s' in '%s'\n", sub, err);
+        fail();
+    }
+}
+
+static void test_range_url(void **state)
+{
+    (void)state;
+    cn_source src = {.kind = CN_SOURCE_PROMETHEUS, .address = "http://prom:9090/",
+                     .query = "rate(x{version=\"{{version}}\"}[1m])"};
+    expect_range_url(&src, 1764403776, 1764404376, 15,
+                     "http://prom:9090/api/v1/query_range?query=rate%28x%7Bversion%3D%22v2.1.0"
+                     "%22%7D%5B1m%5D%29&start=1764403776&end=1764404376&step=15");
+    /* fractions to the millisecond, no trailing zeros, no exponent */
+    src.address = "http://prom-{{service}}:9090";
+    src.query = "up";
+    expect_range_url(&src, 1764403776.25, 1764403777.5, 0.5,
+                     "http://prom-checkout:9090/api/v1/query_range?query=up"
+                     "&start=1764403776.25&end=1764403777.5&step=0.5");
+    expect_range_url(&src, 0, 0, 1e-3,
+                     "http://prom-checkout:9090/api/v1/query_range?query=up&start=0&end=0"
+                     "&step=0.001");
+    /* 11,000 points: the most; 11,001 would be refused by Prometheus */
+    expect_range_url(&src, 1000, 1000 + 10999, 1,
+                     "http://prom-checkout:9090/api/v1/query_range?query=up&start=1000"
+                     "&end=11999&step=1");
+    expect_range_url_error(&src, 1000, 1000 + 11000, 1,
+                           "range of 11000 s at step 1 s is 11001 points per series, more "
+                           "than the 11000 Prometheus answers; raise the step");
+    expect_range_url_error(&src, 2000, 1000, 1, "range [2000, 1000] is not a span of time");
+    expect_range_url_error(&src, NAN, 1000, 1, "is not a span of time");
+    expect_range_url_error(&src, 0, INFINITY, 1, "is not a span of time");
+    expect_range_url_error(&src, 0, 60, 0, "step 0 s must be at least 1 ms");
+    expect_range_url_error(&src, 0, 60, -5, "step -5 s must be at least 1 ms");
+    expect_range_url_error(&src, 0, 60, NAN, "must be at least 1 ms");
+    src.query = NULL;
+    expect_range_url_error(&src, 0, 60, 1, "prometheus source has no query");
+    src.query = "up{v=\"{{verison}}\"}";
+    expect_range_url_error(&src, 0, 60, 1, "unknown template '{{verison}}'");
+    cn_source json = {.kind = CN_SOURCE_JSON, .url = "http://j"};
+    expect_range_url_error(&json, 0, 60, 1, "a range query needs a prometheus source");
+    char *out = NULL, err[64];
+    assert_int_equal(cn_source_range_url(NULL, &VARS, 0, 60, 1, &out, err, sizeof err),
+                     CN_EINVAL);
+}
+
 /* ---- robustness ------------------------------------------------------------------------ */
 
 static const char *const CANNED[] = {
@@ -869,11 +1132,15 @@ static const char *const CANNED[] = {
     "prom-inf.json",   "prom-string-value.json", "prom-several.json",     "prom-several-nan.json",
     "prom-error.json", "prom-matrix.json",      "prom-truncated.json",    "html-500.html",
     "json-good.json",  "json-null.json",        "json-string.json",       "json-missing.json",
-    "json-escaped.json",
+    "json-escaped.json", "prom-range-good.json", "prom-range-empty.json",
+    "prom-range-several.json", "prom-range-inf.json", "prom-range-unordered.json",
+    "prom-range-no-samples.json",
 };
 #define CANNED_COUNT (sizeof CANNED / sizeof CANNED[0])
 
-static void parse_all_ways(const char *data, size_t len, cn_reading out[4])
+#define WAYS 5
+
+static void parse_all_ways(const char *data, size_t len, cn_reading out[WAYS])
 {
     body b = body_of(data, len);
     out[0] = cn_prometheus_reading(CN_REDUCE_NONE, 200, b.data, b.len, NULL);
@@ -881,7 +1148,8 @@ static void parse_all_ways(const char *data, size_t len, cn_reading out[4])
     out[2] = cn_json_reading("", 200, b.data, b.len, NULL);
     out[3] = cn_json_reading("/latency/p99", 200, b.data, b.len, NULL);
     free(b.data);
-    for (int i = 0; i < 4; i++)
+    out[4] = samples_of(data, len, 200, NULL, NULL); /* checks values against the reading */
+    for (int i = 0; i < WAYS; i++)
         assert_detail_safe(&out[i]);
 }
 
@@ -896,11 +1164,11 @@ static void test_every_prefix(void **state)
         while (whole && (b.data[whole - 1] == '\n' || b.data[whole - 1] == ' '))
             whole--;
         for (size_t len = 0; len <= b.len; len++) {
-            cn_reading r[4];
+            cn_reading r[WAYS];
             parse_all_ways(b.data, len, r);
             if (len >= whole && b.data[0] == '{' && strcmp(CANNED[f], "prom-truncated.json"))
                 continue;
-            for (int i = 0; i < 4; i++) {
+            for (int i = 0; i < WAYS; i++) {
                 if (r[i].kind != CN_READING_ERROR || strncmp(r[i].detail, "reply is ", 9)) {
                     print_error("%s cut at %zu of %zu, parse %d: %s\n", CANNED[f], len, b.len,
                                 i, r[i].detail);
@@ -937,11 +1205,11 @@ static void test_mutations(void **state)
                 if (subst[s] == keep)
                     continue;
                 b.data[pos] = subst[s];
-                cn_reading r[4];
+                cn_reading r[WAYS];
                 parse_all_ways(b.data, b.len, r);
-                for (int i = 0; i < 4; i++)
+                for (int i = 0; i < WAYS; i++)
                     values += r[i].kind == CN_READING_VALUE;
-                total += 4;
+                total += WAYS;
             }
             b.data[pos] = keep;
         }
@@ -983,6 +1251,11 @@ int main(void)
         cmocka_unit_test(test_json_url),
         cmocka_unit_test(test_headers),
         cmocka_unit_test(test_source_reading),
+        cmocka_unit_test(test_range_good),
+        cmocka_unit_test(test_range_canned_failures),
+        cmocka_unit_test(test_range_structure),
+        cmocka_unit_test(test_range_limit),
+        cmocka_unit_test(test_range_url),
         cmocka_unit_test(test_every_prefix),
         cmocka_unit_test(test_mutations),
     };
