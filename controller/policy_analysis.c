@@ -402,10 +402,10 @@ static const cn_field burn_prometheus_fields[] = {
     {.key = "query", .parse = reject_query, .offset = 0},
     {.key = "reduce", .parse = cn_parse_enum, .offset = offsetof(cn_source, reduce),
      .choices = reduce_names},
-    {.key = "bearer_token_env", .parse = parse_env_name,
+    {.key = "bearer_token_env", .parse = cn__parse_env_name,
      .offset = offsetof(cn_source, bearer_token_env)},
-    {.key = "headers_from_env", .parse = parse_env_headers, .offset = 0},
-    SECRET_FIELDS,
+    {.key = "headers_from_env", .parse = cn__parse_env_headers, .offset = 0},
+    CN__SECRET_FIELDS,
 };
 static const cn_schema burn_prometheus_schema =
     CN_SCHEMA("burn_rate.prometheus", burn_prometheus_fields);
