@@ -7,43 +7,7 @@
 
 #include "canary/schema.h" /* cn_format_duration */
 #include "canary/status.h"
-
-/* ---- bounded text ------------------------------------------------------- */
-
-/* Appends to a caller's buffer that may be NULL or empty. Every "why" goes
- * through here, so no caller has to check the buffer, and text that does
- * not fit is cut rather than overflowing. */
-typedef struct text {
-    char *s;
-    size_t cap, n;
-} text;
-
-static void text_init(text *t, char *s, size_t cap)
-{
-    t->s = s;
-    t->cap = s ? cap : 0;
-    t->n = 0;
-    if (t->cap)
-        s[0] = '\0';
-}
-
-static void text_add(text *t, const char *fmt, ...) CN_PRINTF(2, 3);
-
-static void text_add(text *t, const char *fmt, ...)
-{
-    if (!t->cap || t->n + 1 >= t->cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(t->s + t->n, t->cap - t->n, fmt, ap);
-    va_end(ap);
-    if (w < 0) {
-        t->s[t->n] = '\0';
-        return;
-    }
-    size_t room = t->cap - t->n - 1;
-    t->n += (size_t)w < room ? (size_t)w : room;
-}
+#include "canary/text.h" /* every "why" goes through it: cut, never overflowing */
 
 static const char *plural(unsigned long n)
 {
@@ -79,56 +43,56 @@ cn_threshold cn_analysis_threshold(const cn_policy *p, size_t i, bool ai_assiste
 /* Sorts a reading into nodata / error, or PASS when it holds a finite value
  * to compare. who is "" for the canary and "baseline " for the baseline, so
  * the evidence says which query was at fault. */
-static cn_outcome reading_outcome(const cn_reading *r, const char *who, text *w)
+static cn_outcome reading_outcome(const cn_reading *r, const char *who, cn_text *w)
 {
     const char *from = *who ? "baseline: " : ""; /* before a provider's detail */
     switch (r->kind) {
     case CN_READING_ERROR:
         if (detail_len(r))
-            text_add(w, "error: %s%.*s", from, detail_len(r), r->detail);
+            cn_text_add(w, "error: %s%.*s", from, detail_len(r), r->detail);
         else
-            text_add(w, "error: %squery failed", who);
+            cn_text_add(w, "error: %squery failed", who);
         return CN_OUTCOME_ERROR;
     case CN_READING_NODATA:
         if (detail_len(r))
-            text_add(w, "no data: %s%.*s", from, detail_len(r), r->detail);
+            cn_text_add(w, "no data: %s%.*s", from, detail_len(r), r->detail);
         else
-            text_add(w, "no data: %squery returned no value", who);
+            cn_text_add(w, "no data: %squery returned no value", who);
         return CN_OUTCOME_NODATA;
     case CN_READING_VALUE:
         break;
     default:
-        text_add(w, "error: %sreading of unknown kind %d", who, (int)r->kind);
+        cn_text_add(w, "error: %sreading of unknown kind %d", who, (int)r->kind);
         return CN_OUTCOME_ERROR;
     }
     /* NaN is what 0/0 gives with no traffic: silence, not a fault. An
      * infinity means the query divides by zero on real data, which no
      * threshold can judge. */
     if (isnan(r->value)) {
-        text_add(w, "no data: %svalue is NaN", who);
+        cn_text_add(w, "no data: %svalue is NaN", who);
         return CN_OUTCOME_NODATA;
     }
     if (isinf(r->value)) {
-        text_add(w, "error: %svalue is %cInf", who, r->value > 0 ? '+' : '-');
+        cn_text_add(w, "error: %svalue is %cInf", who, r->value > 0 ? '+' : '-');
         return CN_OUTCOME_ERROR;
     }
     return CN_OUTCOME_PASS;
 }
 
-static bool threshold_fails(const cn_threshold *t, double v, text *w)
+static bool threshold_fails(const cn_threshold *t, double v, cn_text *w)
 {
     if (t->has_min && v < t->min) {
-        text_add(w, "%g < min %g", v, t->min);
+        cn_text_add(w, "%g < min %g", v, t->min);
         return true;
     }
     if (t->has_max && v > t->max) {
-        text_add(w, "%g > max %g", v, t->max);
+        cn_text_add(w, "%g > max %g", v, t->max);
         return true;
     }
     return false;
 }
 
-static void threshold_pass(const cn_threshold *t, double v, text *w)
+static void threshold_pass(const cn_threshold *t, double v, cn_text *w)
 {
     char lo[32] = "-", hi[32] = "-";
     if (!t->has_min && !t->has_max)
@@ -137,7 +101,7 @@ static void threshold_pass(const cn_threshold *t, double v, text *w)
         snprintf(lo, sizeof lo, "%g", t->min);
     if (t->has_max)
         snprintf(hi, sizeof hi, "%g", t->max);
-    text_add(w, "%g within [%s, %s]", v, lo, hi);
+    cn_text_add(w, "%g within [%s, %s]", v, lo, hi);
 }
 
 /* Compares v with the baseline allowance. Returns PASS with *bound set, or
@@ -145,10 +109,10 @@ static void threshold_pass(const cn_threshold *t, double v, text *w)
  * fails. A baseline that was asked for but not read is no data: skipping
  * the comparison would pass a measurement on missing evidence. */
 static cn_outcome baseline_outcome(const cn_baseline *b, const cn_reading *r, double v,
-                                   double *bound, text *w)
+                                   double *bound, cn_text *w)
 {
     if (!r) {
-        text_add(w, "no data: no baseline reading");
+        cn_text_add(w, "no data: no baseline reading");
         return CN_OUTCOME_NODATA;
     }
     cn_outcome o = reading_outcome(r, "baseline ", w);
@@ -158,12 +122,12 @@ static cn_outcome baseline_outcome(const cn_baseline *b, const cn_reading *r, do
     /* Only overflow or a bad policy get here; a bound that compares false
      * with everything would pass every value. */
     if (!isfinite(*bound)) {
-        text_add(w, "error: baseline bound %g x %g + %g is not finite", r->value,
+        cn_text_add(w, "error: baseline bound %g x %g + %g is not finite", r->value,
                  1 + b->max_increase, b->slack);
         return CN_OUTCOME_ERROR;
     }
     if (v > *bound) {
-        text_add(w, "%g > baseline %g x %g + %g = %g", v, r->value, 1 + b->max_increase,
+        cn_text_add(w, "%g > baseline %g x %g + %g = %g", v, r->value, 1 + b->max_increase,
                  b->slack, *bound);
         return CN_OUTCOME_FAIL;
     }
@@ -176,10 +140,10 @@ cn_outcome cn_analysis_judge(const cn_metric *m, const cn_threshold *t,
                              const cn_reading *canary, const cn_reading *baseline,
                              char *why, size_t len)
 {
-    text w;
-    text_init(&w, why, len);
+    cn_text w;
+    cn_text_init(&w, why, len);
     if (!canary) {
-        text_add(&w, "error: no reading");
+        cn_text_add(&w, "error: no reading");
         return CN_OUTCOME_ERROR;
     }
     cn_outcome o = reading_outcome(canary, "", &w);
@@ -200,10 +164,10 @@ cn_outcome cn_analysis_judge(const cn_metric *m, const cn_threshold *t,
     if (t)
         threshold_pass(t, v, &w);
     if (compare)
-        text_add(&w, "%s%g <= baseline %g x %g + %g = %g", w.n ? "; " : "", v,
+        cn_text_add(&w, "%s%g <= baseline %g x %g + %g = %g", w.n ? "; " : "", v,
                  baseline->value, 1 + m->baseline.max_increase, m->baseline.slack, bound);
     if (!w.n)
-        text_add(&w, "%g (no threshold or baseline to judge by)", v);
+        cn_text_add(&w, "%g (no threshold or baseline to judge by)", v);
     return CN_OUTCOME_PASS;
 }
 
@@ -321,9 +285,9 @@ static bool errored(const stage *s, cn_verdict *v)
             continue;
         char buf[NAME_BUF];
         *v = decide(CN_VERDICT_ERRORED, CN_ON_ROLLBACK, (long)i);
-        text w;
-        text_init(&w, v->why, sizeof v->why);
-        text_add(&w, "%s had %u provider error%s in a row (consecutive_error_limit %u)",
+        cn_text w;
+        cn_text_init(&w, v->why, sizeof v->why);
+        cn_text_add(&w, "%s had %u provider error%s in a row (consecutive_error_limit %u)",
                  metric_name(s, i, buf, sizeof buf), s->t[i].consecutive_errors,
                  plural(s->t[i].consecutive_errors), s->error_limit);
         return true;
@@ -342,14 +306,14 @@ static bool failed(const stage *s, cn_verdict *v)
             continue;
         char buf[NAME_BUF];
         *v = decide(CN_VERDICT_FAILED, s->l->on_failure, (long)i);
-        text w;
-        text_init(&w, v->why, sizeof v->why);
+        cn_text w;
+        cn_text_init(&w, v->why, sizeof v->why);
         const char *name = metric_name(s, i, buf, sizeof buf);
         if (total)
-            text_add(&w, "%s failed %u time%s, more than failure_limit %u", name,
+            cn_text_add(&w, "%s failed %u time%s, more than failure_limit %u", name,
                      t->failures, plural(t->failures), s->l->failure_limit);
         else
-            text_add(&w, "%s failed %u time%s in a row (consecutive_failure_limit %u)",
+            cn_text_add(&w, "%s failed %u time%s in a row (consecutive_failure_limit %u)",
                      name, t->consecutive_failures, plural(t->consecutive_failures),
                      run_limit);
         return true;
@@ -374,12 +338,12 @@ static size_t first_short(const stage *s, size_t from)
 
 /* Adds ", 3 failed" to a parenthesised list that sep opens or continues;
  * returns the separator for the next item. */
-static const char *add_count(text *w, const char *sep, unsigned n, const char *one,
+static const char *add_count(cn_text *w, const char *sep, unsigned n, const char *one,
                              const char *many)
 {
     if (!n)
         return sep;
-    text_add(w, "%s%u %s", sep, n, n == 1 ? one : many);
+    cn_text_add(w, "%s%u %s", sep, n, n == 1 ? one : many);
     return ", ";
 }
 
@@ -387,32 +351,32 @@ static const char *add_count(text *w, const char *sep, unsigned n, const char *o
  * passing samples with what it got instead, how many others are short, and
  * the requests. Writes nothing when nothing is missing. Returns the first
  * short metric's index, -1 when none is. */
-static long describe_missing(const stage *s, const char *lead, text *w)
+static long describe_missing(const stage *s, const char *lead, cn_text *w)
 {
     size_t first = first_short(s, 0);
     if (first < s->n) {
         const cn_metric_tally *t = &s->t[first];
         char buf[NAME_BUF];
-        text_add(w, "%s%s has %u of %u passing samples", lead,
+        cn_text_add(w, "%s%s has %u of %u passing samples", lead,
                  metric_name(s, first, buf, sizeof buf), t->passes, s->min_samples);
         const char *sep = " (";
         sep = add_count(w, sep, t->nodata, "without data", "without data");
         sep = add_count(w, sep, t->failures, "failed", "failed");
         sep = add_count(w, sep, t->errors, "error", "errors");
         if (*sep == ',')
-            text_add(w, ")");
+            cn_text_add(w, ")");
         size_t more = 0;
         for (size_t i = first_short(s, first + 1); i < s->n; i = first_short(s, i + 1))
             more++;
         if (more)
-            text_add(w, "; %zu more metric%s short of min_samples", more, plural(more));
+            cn_text_add(w, "; %zu more metric%s short of min_samples", more, plural(more));
         lead = "; ";
     }
     if (requests_missing(s) && isnan(s->requests_served))
-        text_add(w, "%sthe canary's request count is not known yet (min_requests %u)", lead,
+        cn_text_add(w, "%sthe canary's request count is not known yet (min_requests %u)", lead,
                  s->l->min_requests);
     else if (requests_missing(s))
-        text_add(w, "%sthe canary served %.0f of min_requests %u", lead, s->requests_served,
+        cn_text_add(w, "%sthe canary served %.0f of min_requests %u", lead, s->requests_served,
                  s->l->min_requests);
     return first < s->n ? (long)first : -1;
 }
@@ -423,21 +387,21 @@ static cn_verdict promote(const stage *s)
     char baked[32], bake[32];
     cn_format_duration(baked, sizeof baked, s->baked_ms);
     cn_format_duration(bake, sizeof bake, s->l->bake_ms);
-    text w;
-    text_init(&w, v.why, sizeof v.why);
-    text_add(&w, "baked %s of %s", baked, bake);
+    cn_text w;
+    cn_text_init(&w, v.why, sizeof v.why);
+    cn_text_add(&w, "baked %s of %s", baked, bake);
     if (s->n) {
         unsigned fewest = s->t[0].passes;
         for (size_t i = 1; i < s->n; i++)
             if (s->t[i].passes < fewest)
                 fewest = s->t[i].passes;
-        text_add(&w, "; every metric has %u or more passing samples (%u needed)", fewest,
+        cn_text_add(&w, "; every metric has %u or more passing samples (%u needed)", fewest,
                  s->min_samples);
     } else {
-        text_add(&w, "; no metrics to judge");
+        cn_text_add(&w, "; no metrics to judge");
     }
     if (s->l->min_requests)
-        text_add(&w, "; the canary served %.0f of min_requests %u", s->requests_served,
+        cn_text_add(&w, "; the canary served %.0f of min_requests %u", s->requests_served,
                  s->l->min_requests);
     return v;
 }
@@ -447,14 +411,14 @@ static cn_verdict inconclusive(const stage *s)
     cn_verdict v = decide(CN_VERDICT_INCONCLUSIVE, s->l->on_inconclusive, -1);
     char max[32], baked[32], bake[32];
     cn_format_duration(max, sizeof max, s->l->max_bake_ms);
-    text w;
-    text_init(&w, v.why, sizeof v.why);
-    text_add(&w, "max_bake %s reached", max);
+    cn_text w;
+    cn_text_init(&w, v.why, sizeof v.why);
+    cn_text_add(&w, "max_bake %s reached", max);
     /* Only limits built by hand (max_bake below the bake) get here. */
     if (s->baked_ms < s->l->bake_ms) {
         cn_format_duration(baked, sizeof baked, s->baked_ms);
         cn_format_duration(bake, sizeof bake, s->l->bake_ms);
-        text_add(&w, " after %s of a %s bake", baked, bake);
+        cn_text_add(&w, " after %s of a %s bake", baked, bake);
     }
     v.metric = describe_missing(s, "; ", &w);
     return v;
@@ -467,14 +431,14 @@ static cn_verdict baking(const stage *s)
     cn_format_duration(baked, sizeof baked, s->baked_ms);
     cn_format_duration(bake, sizeof bake, s->l->bake_ms);
     cn_format_duration(max, sizeof max, s->l->max_bake_ms);
-    text w;
-    text_init(&w, v.why, sizeof v.why);
-    text_add(&w, "baked %s of %s", baked, bake);
+    cn_text w;
+    cn_text_init(&w, v.why, sizeof v.why);
+    cn_text_add(&w, "baked %s of %s", baked, bake);
     if (s->baked_ms >= s->l->bake_ms)
-        text_add(&w, ", extended up to max_bake %s", max);
+        cn_text_add(&w, ", extended up to max_bake %s", max);
     v.metric = describe_missing(s, "; ", &w);
     if (v.metric < 0 && !requests_missing(s))
-        text_add(&w, "; evidence complete, waiting for the bake");
+        cn_text_add(&w, "; evidence complete, waiting for the bake");
     return v;
 }
 

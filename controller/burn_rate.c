@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "canary/text.h"
+
 /* The workbook's paging pairs (table 5-8): 2% of a 30-day budget spent in
  * an hour, 5% in six hours; each short window is 1/12 of its long one. */
 static const cn_burn_window WORKBOOK[] = {
@@ -80,31 +82,6 @@ void cn_burn_duration(char *buf, size_t len, int64_t ms)
 
 /* ---- words -------------------------------------------------------------- */
 
-/* A caller's buffer that may be NULL or empty; text that does not fit is
- * cut. */
-typedef struct text {
-    char *s;
-    size_t cap, n;
-} text;
-
-static void text_add(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void text_add(text *t, const char *fmt, ...)
-{
-    if (!t->cap || t->n + 1 >= t->cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(t->s + t->n, t->cap - t->n, fmt, ap);
-    va_end(ap);
-    if (w < 0) {
-        t->s[t->n] = '\0';
-        return;
-    }
-    size_t room = t->cap - t->n - 1;
-    t->n += (size_t)w < room ? (size_t)w : room;
-}
-
 /* 10 and above with one decimal (31.2, 100), below with sig significant
  * digits (sig 2: 3.1, 0.5, 0.043); trailing zeros dropped, no exponent. */
 typedef struct num {
@@ -176,7 +153,7 @@ static int detail_len(const cn_reading *r)
  * state asked for in say, so that a window with both an error and no
  * data reports its error. */
 static wstate query_state(const cn_reading *r, bool errors, const char *win, double *v,
-                          wstate say, text *t)
+                          wstate say, cn_text *t)
 {
     const char *what = errors ? "errors" : "total";
     wstate s = W_OK;
@@ -221,14 +198,14 @@ static wstate query_state(const cn_reading *r, bool errors, const char *win, dou
         break;
     }
     if (t && s == say)
-        text_add(t, "%s: %s", s == W_ERROR ? "error" : "no data", why);
+        cn_text_add(t, "%s: %s", s == W_ERROR ? "error" : "no data", why);
     return s;
 }
 
 /* A window's state: an error in either query before no data in either;
  * with t, the words of the first query in that state. */
 static wstate window_state(const cn_reading *errors, const cn_reading *total, int64_t ms,
-                           double budget, cn_burn_figures *f, text *t)
+                           double budget, cn_burn_figures *f, cn_text *t)
 {
     dur win = window_name(ms);
     double e = NAN, n = NAN;
@@ -258,11 +235,11 @@ static bool fires(const cn_burn_pair *p, const cn_burn_figures *f)
 }
 
 static void fail_words(const cn_burn_windows *w, const cn_burn_figures *f, size_t first,
-                       double budget, text *t)
+                       double budget, cn_text *t)
 {
     const cn_burn_pair *p = &w->pairs[first];
     const cn_burn_figures *l = &f[p->long_ix], *s = &f[p->short_ix];
-    text_add(t, "burn %sx over %s and %sx over %s > %sx: %s%% errors against a %s%% budget",
+    cn_text_add(t, "burn %sx over %s and %sx over %s > %sx: %s%% errors against a %s%% budget",
              fmt(l->burn).s, window_name(p->long_ms).s, fmt(s->burn).s,
              window_name(p->short_ms).s, fmt(p->factor).s, pct(l->ratio).s,
              pct(budget).s);
@@ -270,17 +247,17 @@ static void fail_words(const cn_burn_windows *w, const cn_burn_figures *f, size_
     for (size_t i = first + 1; i < w->pair_count; i++)
         more += fires(&w->pairs[i], f);
     if (more)
-        text_add(t, "; %zu more pair%s fire%s", more, more == 1 ? "" : "s",
+        cn_text_add(t, "; %zu more pair%s fire%s", more, more == 1 ? "" : "s",
                  more == 1 ? "s" : "");
 }
 
 static void pass_words(const cn_burn_windows *w, const cn_burn_figures *f, double budget,
-                       text *t)
+                       cn_text *t)
 {
-    text_add(t, "burn ");
+    cn_text_add(t, "burn ");
     for (size_t i = 0; i < w->pair_count; i++) {
         const cn_burn_pair *p = &w->pairs[i];
-        text_add(t, "%s%sx over %s and %sx over %s, not both > %sx", i ? "; " : "",
+        cn_text_add(t, "%s%sx over %s and %sx over %s, not both > %sx", i ? "; " : "",
                  fmt(f[p->long_ix].burn).s, window_name(p->long_ms).s,
                  fmt(f[p->short_ix].burn).s, window_name(p->short_ms).s, fmt(p->factor).s);
     }
@@ -288,7 +265,7 @@ static void pass_words(const cn_burn_windows *w, const cn_burn_figures *f, doubl
     for (size_t i = 1; i < w->window_count; i++)
         if (w->window_ms[i] > w->window_ms[longest])
             longest = i;
-    text_add(t, ": %s%% errors over %s against a %s%% budget", pct(f[longest].ratio).s,
+    cn_text_add(t, ": %s%% errors over %s against a %s%% budget", pct(f[longest].ratio).s,
              window_name(w->window_ms[longest]).s, pct(budget).s);
 }
 
@@ -302,17 +279,17 @@ cn_outcome cn_burn_judge(const cn_burn_rate *b, const cn_burn_windows *w,
     memset(res, 0, sizeof *res);
     res->pair = -1;
     res->value = NAN;
-    text t = {why, why ? len : 0, 0};
+    cn_text t = {why, why ? len : 0, 0};
     if (t.cap)
         why[0] = '\0';
     if (!b || !w || !errors || !total || !w->pair_count || w->window_count > CN_BURN_MAX_WINDOWS) {
-        text_add(&t, "error: no burn-rate windows to judge");
+        cn_text_add(&t, "error: no burn-rate windows to judge");
         return CN_OUTCOME_ERROR;
     }
     /* Only a hand-built policy gets here: the loader wants 0 < slo < 1. */
     double budget = 1 - b->slo;
     if (!(b->slo > 0 && b->slo < 1)) {
-        text_add(&t, "error: slo %g is not between 0 and 100%%", 100 * b->slo);
+        cn_text_add(&t, "error: slo %g is not between 0 and 100%%", 100 * b->slo);
         return CN_OUTCOME_ERROR;
     }
     wstate worst = W_OK;

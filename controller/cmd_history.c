@@ -64,18 +64,6 @@ int cn_output_flag(const cn_command *cmd, const char *arg, bool *json)
     return CN_EXIT_OK;
 }
 
-void cn_utc_stamp(char *buf, size_t len, int64_t ms)
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    if (ms < 0 || !gmtime_r(&secs, &tm)) {
-        snprintf(buf, len, "?");
-        return;
-    }
-    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
-}
-
 void cn_format_age(char *buf, size_t len, int64_t ms)
 {
     /* A clock set back makes a negative span: say 0s rather than nonsense. */

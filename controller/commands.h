@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "canary/text.h" /* cn_utc_stamp */
 #include "canary/engine.h"
 #include "canary/planning.h"
 #include "canary/store.h"
@@ -53,8 +54,6 @@ int cn_state_open_readonly(const cn_command *cmd, const char *path, cn_store **s
 void cn_suggest_ids(cn_store *s, const char *id);
 /* -o text|json for cmd: CN_EXIT_OK and *json, or the usage error. */
 int cn_output_flag(const cn_command *cmd, const char *arg, bool *json);
-/* ms since the epoch as "2026-11-29T09:09:33.285Z" (RFC 3339, UTC). */
-void cn_utc_stamp(char *buf, size_t len, int64_t ms);
 /* A span for people, in its largest whole unit: "45s", "3m", "2h", "5d". */
 void cn_format_age(char *buf, size_t len, int64_t ms);
 /* Wall-clock now, ms since the epoch. */

@@ -15,6 +15,7 @@
 #include "canary/actuator.h" /* cn_format_weight */
 #include "canary/provider.h" /* cn_source_headers */
 #include "canary/status.h"
+#include "canary/text.h" /* cn_utc_stamp */
 
 /* Notifications by their index in cn_notify_event_names (and bit in
  * cn_webhook.events). */
@@ -109,18 +110,6 @@ static void report(cn_notifier *n, const hook *h, const char *fmt, ...)
 }
 
 /* ---- payloads -------------------------------------------------------------- */
-
-static void utc_stamp(char *buf, size_t len, int64_t ms)
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    if (ms < 0 || !gmtime_r(&secs, &tm)) {
-        snprintf(buf, len, "1970-01-01T00:00:00.000Z");
-        return;
-    }
-    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, len - n, ".%03dZ", (int)(ms % 1000));
-}
 
 /* A growing string; oom is sticky and checked once at the end. */
 typedef struct text {
@@ -247,7 +236,7 @@ static char *generic_body(const cn_notifier *n, int event, const cn_store_event 
                           const cn_notify_status *st)
 {
     char when[40];
-    utc_stamp(when, sizeof when, ev->time_ms);
+    cn_utc_stamp(when, sizeof when, ev->time_ms);
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:I, s:I, s:f, s:s, s:s, s:s}",
                           "event", cn_notify_event_names[event], "rollout", n->rollout,
                           "service", n->service, "version", n->version, "ai_assisted",
