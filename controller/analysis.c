@@ -171,6 +171,41 @@ cn_outcome cn_analysis_judge(const cn_metric *m, const cn_threshold *t,
     return CN_OUTCOME_PASS;
 }
 
+bool cn_analysis_compares(const cn_metric *m, double stage_weight)
+{
+    return m && m->baseline.enabled && stage_weight < 1.0;
+}
+
+cn_outcome cn_analysis_judge_poll(const cn_policy *p, size_t i, bool ai_assisted,
+                                  double stage_weight, const cn_reading *canary,
+                                  const cn_reading *baseline, char *why, size_t len)
+{
+    if (!p || i >= p->analysis.metric_count) {
+        cn_text w;
+        cn_text_init(&w, why, len);
+        cn_text_add(&w, "error: no metric %zu in the policy", i + 1);
+        return CN_OUTCOME_ERROR;
+    }
+    cn_metric m = p->analysis.metrics[i];
+    bool had_baseline = m.baseline.enabled;
+    m.baseline.enabled = cn_analysis_compares(&m, stage_weight);
+    cn_threshold t = cn_analysis_threshold(p, i, ai_assisted);
+    cn_outcome o = cn_analysis_judge(&m, &t, canary, m.baseline.enabled ? baseline : NULL,
+                                     why, len);
+    if (had_baseline && !m.baseline.enabled && why && len) {
+        size_t n = strlen(why);
+        snprintf(why + n, len - n, " (no baseline: the previous version serves no "
+                 "traffic at 100%%)");
+    }
+    return o;
+}
+
+double cn_analysis_request_count(const cn_reading *r)
+{
+    return r && r->kind == CN_READING_VALUE && isfinite(r->value) && r->value >= 0 ? r->value
+                                                                                 : NAN;
+}
+
 /* ---- tallies ------------------------------------------------------------ */
 
 /* Saturates: a counter that wrapped to 0 would forget a run of errors. */

@@ -422,7 +422,7 @@ static int start_or_resume(cn_store *store, const cn_planning *pl, bool new_atte
     return code;
 }
 
-static int refuse_unmeasured(const cn_planning *pl)
+int cn_run_refuse_unmeasured(const cn_planning *pl)
 {
     if (pl->policy->analysis.metric_count > 0)
         return CN_OK;
@@ -486,7 +486,7 @@ int cn_cmd_run(int argc, char **argv)
         if (rc != CN_OK)
             code = rc == CN_ENOMEM ? CN_EXIT_INTERNAL : CN_EXIT_INVALID;
     }
-    if (code == CN_EXIT_OK && refuse_unmeasured(&pl) != CN_OK)
+    if (code == CN_EXIT_OK && cn_run_refuse_unmeasured(&pl) != CN_OK)
         code = CN_EXIT_INVALID;
     if (code == CN_EXIT_OK) {
         /* Checked before anything is stored, so a bad setup leaves no trace. */

@@ -36,11 +36,12 @@ int cn_cmd_resume(int argc, char **argv);
 int cn_cmd_promote(int argc, char **argv);
 int cn_cmd_abort(int argc, char **argv);
 int cn_cmd_judge(int argc, char **argv);
+int cn_cmd_simulate(int argc, char **argv);
 
 extern const cn_command cn_cmd_validate_def, cn_cmd_plan_def, cn_cmd_run_def, cn_cmd_demo_def,
     cn_cmd_status_def, cn_cmd_history_def, cn_cmd_audit_def, cn_cmd_watch_def,
     cn_cmd_explain_def, cn_cmd_approve_def, cn_cmd_pause_def, cn_cmd_resume_def,
-    cn_cmd_promote_def, cn_cmd_abort_def, cn_cmd_judge_def;
+    cn_cmd_promote_def, cn_cmd_abort_def, cn_cmd_judge_def, cn_cmd_simulate_def;
 
 /* Shared by `status` and `history`, which only read (cmd_history.c). */
 #define CN_DEFAULT_STATE ".canary/state.db"
@@ -102,6 +103,9 @@ void cn_driver_describe(char *buf, size_t len, const cn_lease *l);
  * later one starts a finished rollout over); prints what failed as
  * "canary CMD: ..." and returns the status. */
 int cn_run_store_rollout(cn_store *store, const cn_planning *pl, const char *cmd, int attempt);
+/* A policy without metrics cannot roll back on its own: prints why (on
+ * stderr) and returns CN_EINVAL; CN_OK when it has metrics. */
+int cn_run_refuse_unmeasured(const cn_planning *pl);
 /* The engine's configuration for a planned rollout. */
 cn_engine_config cn_run_engine_config(const cn_planning *pl, uv_loop_t *loop, cn_http *http,
                                       cn_store *store, cn_engine_observer observer);

@@ -24,6 +24,7 @@ typedef struct poll_slot {
     const cn_source *src;
     bool baseline;         /* the metric compares with {{previous_version}} */
     bool compared;         /* ...and this poll does (not at 100%) */
+    double weight;         /* the stage's weight when this poll was made */
     char **headers;
     size_t header_count;
     unsigned outstanding;  /* replies still to come */
@@ -350,9 +351,7 @@ static void slot_done(poll_slot *s)
         return;
     if (s->metric < 0) {
         const cn_reading *c = &s->readings[0];
-        cn_event ev = {.kind = CN_EVENT_REQUESTS,
-                       .requests = c->kind == CN_READING_VALUE && isfinite(c->value) &&
-                                   c->value >= 0 ? c->value : NAN};
+        cn_event ev = {.kind = CN_EVENT_REQUESTS, .requests = cn_analysis_request_count(c)};
         /* Kept in the log so a resumed run knows the count too. */
         char data[64];
         if (isnan(ev.requests))
@@ -368,17 +367,11 @@ static void slot_done(poll_slot *s)
         burn_done(s);
         return;
     }
-    cn_metric m = *slot_metric(s);
-    m.baseline.enabled = s->compared;
     cn_threshold t = cn_analysis_threshold(e->cfg.policy, (size_t)s->metric, e->cfg.ai_assisted);
     char why[256];
-    cn_outcome o = cn_analysis_judge(&m, &t, &s->readings[0], s->compared ? &s->readings[1] : NULL,
-                                     why, sizeof why);
-    if (s->baseline && !s->compared) {
-        size_t n = strlen(why);
-        snprintf(why + n, sizeof why - n, " (no baseline: the previous version serves no "
-                 "traffic at 100%%)");
-    }
+    cn_outcome o = cn_analysis_judge_poll(e->cfg.policy, (size_t)s->metric, e->cfg.ai_assisted,
+                                          s->weight, &s->readings[0], &s->readings[1], why,
+                                          sizeof why);
     if (e->cfg.observer.on_reading)
         e->cfg.observer.on_reading(e->cfg.observer.ctx, e, (size_t)s->metric, &s->readings[0], o,
                                    why);
@@ -510,7 +503,8 @@ static void on_poll_tick(uv_timer_t *t)
         }
         /* At 100% the previous version serves nothing and its series fade:
          * the last stage is judged by the thresholds alone. */
-        s->compared = s->baseline && stage_weight(e, e->r.stage) < 1.0;
+        s->weight = stage_weight(e, e->r.stage);
+        s->compared = cn_analysis_compares(slot_metric(s), s->weight);
         start_request(s, 0);
         if (s->compared)
             start_request(s, 1);
@@ -567,13 +561,7 @@ static void finish(cn_engine *e, int code)
 
 static void track_weight(cn_engine *e)
 {
-    const cn_rollout *r = &e->r;
-    if (r->state == CN_STATE_COMPLETED)
-        e->weight = 1;
-    else if (r->state == CN_STATE_ROLLED_BACK || r->state == CN_STATE_ABORTED)
-        e->weight = 0;
-    else if (!r->applying || r->applying_kind != CN_APPLY_ROLLBACK)
-        e->weight = stage_weight(e, r->stage);
+    e->weight = cn_rollout_weight(&e->r, e->cfg.plan);
 }
 
 /* Runs one event through the machine and carries out its actions. When a
@@ -810,6 +798,19 @@ static void free_slots(cn_engine *e)
     e->slot_count = 0;
 }
 
+int cn_engine_check_baseline(const cn_policy *p, const char *previous_version, char *err,
+                             size_t errlen)
+{
+    for (size_t i = 0; i < p->analysis.metric_count; i++)
+        if (p->analysis.metrics[i].baseline.enabled && !(previous_version && *previous_version)) {
+            snprintf(err, errlen, "metric '%s' compares with the baseline, but the change has "
+                     "no previous_version to query: add previous_version to the change",
+                     p->analysis.metrics[i].name);
+            return CN_EINVAL;
+        }
+    return CN_OK;
+}
+
 int cn_engine_check(const cn_engine_config *cfg, char *err, size_t errlen)
 {
     const cn_policy *p = cfg->policy;
@@ -818,14 +819,8 @@ int cn_engine_check(const cn_engine_config *cfg, char *err, size_t errlen)
                  "(set actuator.exec or actuator.http)", p->name);
         return CN_EINVAL;
     }
-    for (size_t i = 0; i < p->analysis.metric_count; i++)
-        if (p->analysis.metrics[i].baseline.enabled &&
-            !(cfg->previous_version && *cfg->previous_version)) {
-            snprintf(err, errlen, "metric '%s' compares with the baseline, but the change has "
-                     "no previous_version to query: add previous_version to the change",
-                     p->analysis.metrics[i].name);
-            return CN_EINVAL;
-        }
+    if (cn_engine_check_baseline(p, cfg->previous_version, err, errlen) != CN_OK)
+        return CN_EINVAL;
     /* A secret missing from the environment is found now, not by a first
      * poll that errors after the canary already serves traffic. */
     for (size_t i = 0; i <= p->analysis.metric_count; i++) {

@@ -955,6 +955,17 @@ size_t cn_rollout_step(cn_rollout *r, const cn_rollout_config *cfg, const cn_eve
     return s.n;
 }
 
+double cn_rollout_weight(const cn_rollout *r, const cn_plan *plan)
+{
+    if (r->state == CN_STATE_COMPLETED)
+        return 1;
+    if (r->state == CN_STATE_ROLLED_BACK || r->state == CN_STATE_ABORTED)
+        return 0;
+    if (!plan || r->stage == 0 || r->stage > plan->stage_count)
+        return 0;
+    return plan->stages[r->stage - 1].weight;
+}
+
 /* ---- resume ------------------------------------------------------------- */
 
 cn_rollout_snapshot cn_rollout_save(const cn_rollout *r, int64_t now)

@@ -62,6 +62,26 @@ cn_outcome cn_analysis_judge(const cn_metric *m, const cn_threshold *t,
                              const cn_reading *canary, const cn_reading *baseline,
                              char *why, size_t len);
 
+/* Whether metric m is compared with its baseline while the canary serves
+ * stage_weight (a fraction): only when m has a baseline and the previous
+ * version still serves traffic. At 100% its series fade, so the last stage
+ * is judged by the threshold alone. */
+bool cn_analysis_compares(const cn_metric *m, double stage_weight);
+
+/* One poll of metric i of p judged as `canary run` judges it while the
+ * canary serves stage_weight: the threshold in force
+ * (cn_analysis_threshold), the baseline reading only where
+ * cn_analysis_compares (ignored, may be NULL, otherwise), and for a
+ * baseline metric judged alone at 100% a note in why saying so. The one
+ * place this rule lives, for the engine and the simulator alike. */
+cn_outcome cn_analysis_judge_poll(const cn_policy *p, size_t i, bool ai_assisted,
+                                  double stage_weight, const cn_reading *canary,
+                                  const cn_reading *baseline, char *why, size_t len);
+
+/* What a min_requests reading tells the state machine: its value when
+ * finite and not negative, else NaN (the count is unknown). */
+double cn_analysis_request_count(const cn_reading *r);
+
 /* Counts for one metric within the current stage. */
 typedef struct cn_metric_tally {
     unsigned passes, failures, nodata, errors;

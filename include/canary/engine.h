@@ -81,6 +81,10 @@ typedef struct cn_engine_config {
  * every header a source takes from the environment is set. CN_OK or
  * CN_EINVAL with err naming the problem and what to do. */
 int cn_engine_check(const cn_engine_config *cfg, char *err, size_t errlen);
+/* The part of it about baselines (also for `canary simulate`): a metric
+ * with a baseline needs a previous_version to query. */
+int cn_engine_check_baseline(const cn_policy *p, const char *previous_version, char *err,
+                             size_t errlen);
 
 /* Checks the config (cn_engine_check), then starts the rollout: the first
  * event is recorded and stage 1 is applied from the loop. CN_EINVAL with

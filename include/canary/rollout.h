@@ -205,6 +205,11 @@ int cn_rollout_init(cn_rollout *r, const cn_rollout_config *cfg);
 size_t cn_rollout_step(cn_rollout *r, const cn_rollout_config *cfg, const cn_event *ev,
                        int64_t now, cn_action *out, size_t cap);
 
+/* The weight (fraction) the new version serves in r as far as its state
+ * tells: the last applied stage's (also while a rollback is in flight, and
+ * after one failed), 0 once rolled back or aborted, 1 once completed. */
+double cn_rollout_weight(const cn_rollout *r, const cn_plan *plan);
+
 /* ---- resume ---------------------------------------------------------------
  *
  * What of a rollout outlives its process, free of any clock: durations,
