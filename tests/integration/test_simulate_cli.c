@@ -425,7 +425,7 @@ static void test_consistency(void **state)
                              "stage_applied|stage 1 of 3 serves 10%; baking 2s\n"
                              "measurement|stage 1: err: pass: 0.001 within [-, 0.01]\n"
                              "promoted|stage 1 passed its analysis: baked _ of 2s; every metric "
-                             "has at least 1 of 1 passing samples\n"
+                             "has 1 or more passing samples (1 needed)\n"
                              "stage_applied|stage 2 of 3 serves 50%; baking 2s\n"
                              "measurement|stage 2: err: fail: 0.5 > max 0.01\n"
                              "rolling_back|rolling back for analysis: err failed 1 time, more "

@@ -272,16 +272,16 @@ static void test_healthy(void **state)
         "0 started: 3 stages to 100%, first 10%; author 'alice'\n"
         "0 stage_applied: stage 1 of 3 serves 10%; baking 2s\n"
         "1 measurement: stage 1: err: pass: 0.001 within [-, 0.01]\n"
-        "2 promoted: stage 1 passed its analysis: baked 2s of 2s; every metric has at least 1 "
-        "of 1 passing samples\n"
+        "2 promoted: stage 1 passed its analysis: baked 2s of 2s; every metric has 1 or more "
+        "passing samples (1 needed)\n"
         "2 stage_applied: stage 2 of 3 serves 50%; baking 2s\n"
         "3 measurement: stage 2: err: pass: 0.001 within [-, 0.01]\n"
-        "4 promoted: stage 2 passed its analysis: baked 2s of 2s; every metric has at least 1 "
-        "of 1 passing samples\n"
+        "4 promoted: stage 2 passed its analysis: baked 2s of 2s; every metric has 1 or more "
+        "passing samples (1 needed)\n"
         "4 stage_applied: stage 3 of 3 serves 100%; baking 2s\n"
         "5 measurement: stage 3: err: pass: 0.001 within [-, 0.01]\n"
-        "6 promoted: stage 3 passed its analysis: baked 2s of 2s; every metric has at least 1 "
-        "of 1 passing samples\n"
+        "6 promoted: stage 3 passed its analysis: baked 2s of 2s; every metric has 1 or more "
+        "passing samples (1 needed)\n"
         "6 completed: the new version serves 100% after stage 3\n");
     assert_string_equal(cn_sim_outcome(&w->res), "completed");
     assert_true(w->res.finished);
