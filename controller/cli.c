@@ -18,9 +18,10 @@ static const cn_command version_def = {"version", cmd_version,
 
 static const cn_command *const commands[] = {
     &cn_cmd_validate_def, &cn_cmd_plan_def, &cn_cmd_run_def, &cn_cmd_simulate_def,
-    &cn_cmd_status_def, &cn_cmd_history_def, &cn_cmd_watch_def, &cn_cmd_explain_def,
-    &cn_cmd_approve_def, &cn_cmd_pause_def, &cn_cmd_resume_def, &cn_cmd_promote_def,
-    &cn_cmd_abort_def, &cn_cmd_judge_def, &cn_cmd_demo_def, &cn_cmd_audit_def, &help_def,
+    &cn_cmd_backtest_def, &cn_cmd_status_def, &cn_cmd_history_def, &cn_cmd_watch_def,
+    &cn_cmd_explain_def, &cn_cmd_approve_def, &cn_cmd_pause_def, &cn_cmd_resume_def,
+    &cn_cmd_promote_def, &cn_cmd_abort_def, &cn_cmd_judge_def, &cn_cmd_demo_def,
+    &cn_cmd_audit_def, &help_def,
     &version_def,
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])

@@ -37,11 +37,13 @@ int cn_cmd_promote(int argc, char **argv);
 int cn_cmd_abort(int argc, char **argv);
 int cn_cmd_judge(int argc, char **argv);
 int cn_cmd_simulate(int argc, char **argv);
+int cn_cmd_backtest(int argc, char **argv);
 
 extern const cn_command cn_cmd_validate_def, cn_cmd_plan_def, cn_cmd_run_def, cn_cmd_demo_def,
     cn_cmd_status_def, cn_cmd_history_def, cn_cmd_audit_def, cn_cmd_watch_def,
     cn_cmd_explain_def, cn_cmd_approve_def, cn_cmd_pause_def, cn_cmd_resume_def,
-    cn_cmd_promote_def, cn_cmd_abort_def, cn_cmd_judge_def, cn_cmd_simulate_def;
+    cn_cmd_promote_def, cn_cmd_abort_def, cn_cmd_judge_def, cn_cmd_simulate_def,
+    cn_cmd_backtest_def;
 
 /* Shared by `status` and `history`, which only read (cmd_history.c). */
 #define CN_DEFAULT_STATE ".canary/state.db"

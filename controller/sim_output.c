@@ -50,14 +50,19 @@ int cn_sim_print_text(FILE *out, const cn_sim_config *cfg, const cn_sim_result *
     fprintf(out, "duration:   %s\n", d);
     fprintf(out, "max weight: %s\n", w);
     fprintf(out, "exposure:   %.6g %%·s (weight x time)\n", res->exposure);
-    fprintf(out, "impact:     %.6g %%·s (weight x reach %g%% x severity x time)\n", res->impact,
+    fprintf(out, "impact:     %.6g %%·s (weight x reach %g%% x severity x time", res->impact,
             round(cfg->reach * 100 * 1e6) / 1e6);
+    if (res->impact_until_ms > res->duration_ms) {
+        cn_format_duration(d, sizeof d, res->impact_until_ms);
+        fprintf(out, ", on to the trace's end at %s", d);
+    }
+    fputs(")\n", out);
     return ferror(out) ? CN_EIO : CN_OK;
 }
 
 json_t *cn_sim_summary_json(const cn_sim_config *cfg, const cn_sim_result *res)
 {
-    return json_pack("{s:s, s:o, s:b, s:b, s:s?, s:o, s:o, s:o, s:o, s:o}", "outcome",
+    return json_pack("{s:s, s:o, s:b, s:b, s:s?, s:o, s:o, s:o, s:o, s:o, s:o}", "outcome",
                      cn_sim_outcome(res), "exit_code",
                      res->finished ? json_integer(res->exit_code) : json_null(), "finished",
                      res->finished, "bounded", res->bounded, "note",
@@ -65,7 +70,8 @@ json_t *cn_sim_summary_json(const cn_sim_config *cfg, const cn_sim_result *res)
                      real((double)res->duration_ms / 1000), "max_weight",
                      real(res->max_weight * 100), "reach_percent", real(cfg->reach * 100),
                      "exposure_weight_seconds", real(res->exposure), "impact",
-                     real(res->impact));
+                     real(res->impact), "impact_until_seconds",
+                     real((double)res->impact_until_ms / 1000));
 }
 
 /* A JSON string: the text is UTF-8 (details come from the state machine

@@ -466,7 +466,7 @@ int cn_trace_bind(cn_trace *t, const cn_policy *p, cn_diags *diags)
             t->of_requests = (long)s;
             found = true;
         }
-        if (found)
+        if (found || !diags)
             continue;
         rc = CN_EINVAL;
         const char *hint = cn_suggest(se->name, names, k);

@@ -306,21 +306,26 @@ static int cmp_ms(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Integrates weight, and weight x reach x severity, over [0, end]: both
- * are constant between a weight step and a trace row, so the sum over
- * those pieces is exact. */
+/* Integrates weight over [0, duration], and weight x reach x severity over
+ * [0, impact_until]: both are constant between a weight step and a trace
+ * row, so the sum over those pieces is exact. A rollout that ended keeps
+ * its last weight (0 rolled back, 100% completed) to the trace's end: a
+ * fault promoted to 100% goes on hurting after the rollout is over. */
 static int integrate(const cn_sim_config *cfg, cn_sim_result *res)
 {
     int64_t end = res->duration_ms;
+    res->impact_until_ms = res->finished && cfg->trace->end_ms > end ? cfg->trace->end_ms : end;
+    int64_t until = res->impact_until_ms;
     size_t rows = 0;
     for (size_t i = 0; i < cfg->trace->count; i++)
         rows += cfg->trace->series[i].count;
     size_t n = 0;
-    int64_t *cuts = malloc((rows + res->step_count + 2) * sizeof *cuts);
+    int64_t *cuts = malloc((rows + res->step_count + 3) * sizeof *cuts);
     if (!cuts)
         return CN_ENOMEM;
     cuts[n++] = 0;
     cuts[n++] = end;
+    cuts[n++] = until;
     for (size_t i = 0; i < res->step_count; i++)
         cuts[n++] = res->steps[i].at_ms;
     for (size_t i = 0; i < cfg->trace->count; i++)
@@ -329,8 +334,8 @@ static int integrate(const cn_sim_config *cfg, cn_sim_result *res)
     qsort(cuts, n, sizeof *cuts, cmp_ms);
     double exposure = 0, impact = 0;
     size_t step = 0;
-    for (size_t i = 0; i + 1 < n && cuts[i] < end; i++) {
-        int64_t a = cuts[i], b = cuts[i + 1] < end ? cuts[i + 1] : end;
+    for (size_t i = 0; i + 1 < n && cuts[i] < until; i++) {
+        int64_t a = cuts[i], b = cuts[i + 1] < until ? cuts[i + 1] : until;
         if (b <= a)
             continue;
         while (step + 1 < res->step_count && res->steps[step + 1].at_ms <= a)
@@ -339,7 +344,8 @@ static int integrate(const cn_sim_config *cfg, cn_sim_result *res)
         if (w <= 0)
             continue;
         double seconds = (double)(b - a) / 1000;
-        exposure += 100 * w * seconds;
+        if (a < end)
+            exposure += 100 * w * seconds;
         impact += 100 * w * cfg->reach * cn_sim_severity(cfg, a, w) * seconds;
     }
     free(cuts);

@@ -18,8 +18,9 @@
  * A rollout left waiting (paused, or at an approval gate: nobody acts in
  * a simulation) is followed until max(when it began waiting, the trace's
  * last row) + hold, then the simulation stops and says so in note; every
- * simulation stops at until (virtual). Exposure and impact are integrals
- * over [0, duration] (docs/simulation.md has the formulas).
+ * simulation stops at until (virtual). Exposure is an integral over
+ * [0, duration]; impact runs on to the trace's last row after a rollout
+ * that ended, its last weight held (docs/simulation.md has the formulas).
  *
  * A trace is CSV: a header naming the columns seconds, metric, value
  * (required) and baseline, weight_at_least (optional), in any order, then
@@ -95,7 +96,8 @@ void cn_trace_free(cn_trace *t);
 
 /* Ties each series to a metric of p by name (CN_TRACE_REQUESTS to
  * min_requests). A name that is neither: CN_EINVAL, reported at its first
- * row with a "did you mean". */
+ * row with a "did you mean"; with diags NULL it is left unbound, its rows
+ * unread, and CN_OK (backtest: one corpus, policies with other metrics). */
 int cn_trace_bind(cn_trace *t, const cn_policy *p, cn_diags *diags);
 
 /* The row s reads at t while the canary serves weight (fraction), or
@@ -154,7 +156,9 @@ typedef struct cn_sim_result {
     int64_t duration_ms;
     double max_weight;       /* fraction */
     double exposure;         /* integral of weight over time, %·s */
-    double impact;           /* integral of weight x reach x severity, %·s */
+    double impact;           /* integral of weight x reach x severity, %·s, to: */
+    int64_t impact_until_ms; /* duration_ms, or for a rollout that ended, the
+                                trace's last row when later (its last weight held) */
     cn_sim_event *events;
     size_t event_count, event_cap;
     cn_sim_sample *samples;

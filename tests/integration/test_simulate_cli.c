@@ -117,6 +117,7 @@ static void test_json(void **state)
     assert_true(json_real_value(json_object_get(j, "max_weight")) == 50);
     assert_true(json_real_value(json_object_get(j, "exposure_weight_seconds")) == 70);
     assert_true(json_real_value(json_object_get(j, "impact")) == 25);
+    assert_true(json_real_value(json_object_get(j, "impact_until_seconds")) == 3);
     json_t *events = json_object_get(j, "events");
     assert_int_equal(json_array_size(events), 8);
     json_t *last = json_array_get(events, 7);

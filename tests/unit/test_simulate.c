@@ -532,6 +532,28 @@ static void test_approval_gate(void **state)
                                  "still awaiting_approval at stage 1");
 }
 
+/* A fault promoted to 100% goes on hurting after the rollout is over; a
+ * rolled-back one does not. */
+static void test_impact_after_the_end(void **state)
+{
+    world *w = *state;
+    load(w, "seconds,metric,value\n0,err,0.001\n10,err,0.5\n20,err,0.5\n");
+    simulate(w);
+    assert_int_equal(w->res.exit_code, 0);
+    assert_int_equal(w->res.duration_ms, 6000);
+    assert_int_equal(w->res.impact_until_ms, 20000);
+    /* 100% x 0.5 from 10 s to 20 s; exposure stops with the rollout. */
+    assert_near(w->res.impact, 500, 1e-9);
+    assert_near(w->res.exposure, 320, 1e-9);
+    load(w, "seconds,metric,value\n0,err,0.001\n3.5,err,0.5\n20,err,0.5\n");
+    simulate(w);
+    assert_int_equal(w->res.exit_code, 3);
+    assert_int_equal(w->res.impact_until_ms, 20000);
+    /* The timer promotes at 4 s, before that instant's poll: 50% x 0.5 from
+     * 3.5 s, 100% x 0.5 from 4 s to the rollback at 5 s, then nothing. */
+    assert_near(w->res.impact, 12.5 + 50, 1e-9);
+}
+
 static void test_actuator_time(void **state)
 {
     world *w = *state;
@@ -641,6 +663,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_baseline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_min_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approval_gate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_impact_after_the_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_actuator_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_severity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_rules, setup, teardown),
