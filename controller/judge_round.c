@@ -200,12 +200,10 @@ static void round_words(cn_round_summary *sum, const cn_round_metric *m, size_t 
     char score[32];
     snprintf(score, sizeof score, "%.4g", s->score);
     if (sum->nodata_forced) {
-        size_t nodata = 0, judged = 0;
-        for (size_t i = 0; i < n; i++) {
-            judged += !m[i].error;
-            nodata += own_nodata(&m[i]) && !m[i].result.nodata_fails;
-        }
-        add(&t, "score 0: %zu of %zu metrics without data, inconclusive", nodata, judged);
+        size_t nodata = 0;
+        for (size_t i = 0; i < n; i++)
+            nodata += m[i].error || (own_nodata(&m[i]) && !m[i].result.nodata_fails);
+        add(&t, "score 0: %zu of %zu metrics without data, inconclusive", nodata, n);
         return;
     }
     if (s->verdict == CN_SCORE_PASS)
@@ -271,17 +269,23 @@ int cn_round_decide(cn_round_metric *m, size_t n, const cn_score_config *sc,
 {
     memset(sum, 0, sizeof *sum);
     sum->outcome = CN_OUTCOME_ERROR;
+    /* A metric whose query failed is scored as one without data: its
+     * group keeps its weight, it cannot fail the round (its error counts
+     * toward consecutive_error_limit instead) and, as half the evidence
+     * or more, it leaves the round inconclusive. */
+    static const cn_judge_result no_evidence = {.classification = CN_JUDGE_NODATA};
     cn_score_metric *scored = malloc((n ? n : 1) * sizeof *scored);
     size_t k = 0;
     for (size_t i = 0; scored && i < n; i++)
-        if (!m[i].error)
-            scored[k++] = (cn_score_metric){.name = m[i].name, .group = m[i].group,
-                                            .result = &m[i].result};
+        k += !m[i].error;
+    for (size_t i = 0; scored && k && i < n; i++)
+        scored[i] = (cn_score_metric){.name = m[i].name, .group = m[i].group,
+                                      .result = m[i].error ? &no_evidence : &m[i].result};
     int rc = scored ? CN_OK : CN_ENOMEM;
     if (!scored)
         snprintf(sum->score.reason, sizeof sum->score.reason, "out of memory");
     else if (k)
-        rc = cn_judge_score(scored, k, sc, &sum->score);
+        rc = cn_judge_score(scored, n, sc, &sum->score);
     if (rc != CN_OK) {
         free(scored);
         for (size_t i = 0; i < n; i++) {
@@ -294,7 +298,7 @@ int cn_round_decide(cn_round_metric *m, size_t n, const cn_score_config *sc,
     if (k) {
         sum->scored = true;
         bool critical = false;
-        for (size_t i = 0; i < k; i++)
+        for (size_t i = 0; i < n; i++)
             critical |= scored[i].result->critical_failure;
         sum->nodata_forced = sum->score.forced && !critical;
         sum->outcome = sum->score.verdict == CN_SCORE_PASS       ? CN_OUTCOME_PASS

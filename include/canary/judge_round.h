@@ -13,8 +13,10 @@
  *      the transforms, is nodata even under nan_strategy replace (Kayenta
  *      calls that a pass); a pass from samples too few for the test to
  *      reject anything at the metric's confidence is nodata ("too few").
- *   2. cn_round_decide() over all of them: the metrics that were judged
- *      (errors left out) are scored together (cn_judge_score), and
+ *   2. cn_round_decide() over all of them: the metrics are scored
+ *      together (cn_judge_score), one that errored as one without data
+ *      (its group keeps its weight; it can neither fail the round nor,
+ *      as half the evidence or more, let it pass), and
  *        score >= pass            the round passes
  *        score < marginal         the round fails
  *        in between (marginal)    inconclusive: nodata
@@ -68,7 +70,7 @@ typedef struct cn_round_metric {
 void cn_round_judge(const cn_round_input *in, cn_round_metric *out);
 
 typedef struct cn_round_summary {
-    bool scored;          /* some metric was judged: score holds their score */
+    bool scored;          /* some metric was judged: score holds the round's score */
     cn_score_result score;
     bool nodata_forced;   /* the score is 0 because data was missing, not by a
                              critical failure */
