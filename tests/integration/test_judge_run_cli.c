@@ -142,6 +142,23 @@ static void test_judged_rollouts(void **state)
                      "json_extract(data, '$.outcome') = 'fail' ORDER BY seq LIMIT 1",
                      "judge|high|400.0|40.7|37.7|43.7|1.4053|1|40.0|fail|40.0|75.0|pass|20|1.0\n");
 
+    /* explain tells the score, not a "reading" */
+    cn_test_output o;
+    const char *args[] = {"explain", "shop-v2", "--state", slow->state, NULL};
+    int rc = cn_test_run(&o, slow->dir, args);
+    for (char *c = o.out; c && *c; c++)
+        if (*c == '\n')
+            *c = ' '; /* sentences wrap at 80 columns */
+    if (rc != 0 ||
+        !strstr(o.out, "The evidence: compared with the baseline, the judged metrics scored "
+                       "40, below marginal 75") ||
+        !strstr(o.out, "p99-latency failed once (last score 40, lowest 40)")) {
+        fprintf(stderr, "explain:\n%s\n%s\n", o.out, o.err);
+        cn_test_output_free(&o);
+        cn_sc_fail(slow, "canary explain does not tell the judged metrics' score");
+    }
+    cn_test_output_free(&o);
+
     /* promoted through 100%, where the baseline is read from before the
      * switch: its window ends where the canary's starts */
     cn_sc_expect_code(same, 0);
