@@ -146,6 +146,24 @@ static void to_config(const mw_keys *k, cn_judge_config *c)
     c->remove_outliers = k->remove_outliers;
 }
 
+/* For the checks across keys: true when key is absent from map or its
+ * value loaded, as one of choices or (choices NULL) as a boolean, so a
+ * threshold is never judged against a default its file meant to change. */
+static bool loaded(const cn_node *map, const char *key, const char *const *choices)
+{
+    const cn_node *n = cn_node_get(map, key);
+    if (!n)
+        return true;
+    if (n->type != CN_NODE_SCALAR || cn_node_is_null(n))
+        return false;
+    if (!choices)
+        return !n->quoted && (!strcmp(n->text, "true") || !strcmp(n->text, "false"));
+    for (size_t i = 0; choices[i]; i++)
+        if (!strcmp(n->text, choices[i]))
+            return true;
+    return false;
+}
+
 /* mann_whitney: a map of settings, or nothing for Kayenta's defaults. */
 static int parse_mann_whitney(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst)
 {
@@ -161,9 +179,8 @@ static int parse_mann_whitney(cn_loader *ld, const cn_node *v, const cn_field *f
     unsigned before = ld->errors;
     uint64_t present = cn_load_map(ld, v, &mw_schema, &k);
     /* Thresholds are compared only when what they depend on loaded. */
-    bool context = cn_field_value_ok(v, &mw_schema, "effect_size") &&
-                   cn_field_value_ok(v, &mw_schema, "direction") &&
-                   cn_field_value_ok(v, &mw_schema, "critical");
+    bool context = loaded(v, "effect_size", effect_names) &&
+                   loaded(v, "direction", direction_names) && loaded(v, "critical", NULL);
     const double *values[] = {&k.allowed_increase, &k.allowed_decrease, &k.critical_increase,
                               &k.critical_decrease};
     for (size_t t = 0; context && t < sizeof thresholds / sizeof thresholds[0]; t++)
