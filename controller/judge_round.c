@@ -203,7 +203,14 @@ static void round_words(cn_round_summary *sum, const cn_round_metric *m, size_t 
         size_t nodata = 0;
         for (size_t i = 0; i < n; i++)
             nodata += m[i].error || (own_nodata(&m[i]) && !m[i].result.nodata_fails);
-        add(&t, "score 0: %zu of %zu metrics without data, inconclusive", nodata, n);
+        char data[32];
+        snprintf(data, sizeof data, "%.4g", sum->data_score);
+        if (sum->outcome == CN_OUTCOME_FAIL)
+            add(&t, "score 0 < marginal %g: %zu of %zu metrics without data, and the rest "
+                "scores %s", sc->marginal, nodata, n, data);
+        else
+            add(&t, "score 0: %zu of %zu metrics without data, inconclusive (the rest "
+                "scores %s)", nodata, n, data);
         return;
     }
     if (s->verdict == CN_SCORE_PASS)
@@ -301,10 +308,18 @@ int cn_round_decide(cn_round_metric *m, size_t n, const cn_score_config *sc,
         for (size_t i = 0; i < n; i++)
             critical |= scored[i].result->critical_failure;
         sum->nodata_forced = sum->score.forced && !critical;
+        /* The weighted sum before the nodata rule forced it to 0: what the
+         * evidence there is says (a group with nothing but nodata counts
+         * 100, as in the score). */
+        double data = 0;
+        for (size_t g = 0; g < sum->score.group_count; g++)
+            data += sum->score.groups[g].score * sum->score.groups[g].weight / 100;
+        sum->data_score = round(data * 100) / 100;
         sum->outcome = sum->score.verdict == CN_SCORE_PASS       ? CN_OUTCOME_PASS
                        : sum->score.verdict == CN_SCORE_MARGINAL ? CN_OUTCOME_NODATA
-                       : sum->nodata_forced                      ? CN_OUTCOME_NODATA
-                                                                 : CN_OUTCOME_FAIL;
+                       : !sum->nodata_forced                     ? CN_OUTCOME_FAIL
+                       : sum->data_score < sc->marginal          ? CN_OUTCOME_FAIL
+                                                                 : CN_OUTCOME_NODATA;
     }
     free(scored);
     round_words(sum, m, n, sc);

@@ -21,7 +21,9 @@
  *        score < marginal         the round fails
  *        in between (marginal)    inconclusive: nodata
  *        forced to 0 by missing data (50% or more nodata), with no
- *        critical failure         inconclusive: nodata
+ *        critical failure: what the metrics with data say decides, the
+ *        score before it was forced (data_score): below marginal the round
+ *        fails (the evidence there is fails); else it is inconclusive
  *      Each metric's outcome is the round's, except: a metric that errored
  *      is an error, and one that was itself nodata is never a pass (nodata
  *      when the round passes). With no metric judged, every metric is an
@@ -74,6 +76,8 @@ typedef struct cn_round_summary {
     cn_score_result score;
     bool nodata_forced;   /* the score is 0 because data was missing, not by a
                              critical failure */
+    double data_score;    /* the score before the nodata rule forced it: what the
+                             metrics with data say */
     cn_outcome outcome;   /* the round's: PASS, FAIL, NODATA; ERROR when nothing was scored */
     char words[200];      /* the round's part of each metric's why: "score 40 < marginal 75" */
 } cn_round_summary;
