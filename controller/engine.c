@@ -9,6 +9,7 @@
 
 #include "canary/actuator.h"
 #include "canary/burn_rate.h"
+#include "canary/judge_round.h"
 #include "canary/provider.h"
 #include "canary/status.h"
 
@@ -31,6 +32,10 @@ typedef struct poll_slot {
     uint64_t ids[2];
     cn_reading readings[2]; /* canary, baseline */
     burn_poll *burn;       /* a burn-rate metric's requests; NULL for others */
+    bool judged;           /* a judged metric: range queries, judged in a round */
+    cn_round_windows window; /* judged: the times its samples are asked for */
+    double *values[2];     /* judged: each side's samples (malloc'd) */
+    size_t counts[2];
 } poll_slot;
 
 /* A request's context: which slot and which side of it (for a burn rate,
@@ -71,6 +76,9 @@ struct cn_engine {
     poll_slot *slots;
     size_t slot_count;
     poll_request *requests; /* 2 per slot */
+    unsigned round_pending; /* judged metrics whose samples are still out */
+    unsigned seen_stage;    /* the stage stage_wall_ms belongs to */
+    int64_t stage_wall_ms;  /* when that stage's weight took effect (wall clock) */
     bool stepping;
     bool shutdown_due, shutdown_detach;
     bool store_failed;
@@ -98,6 +106,14 @@ static double stage_weight(const cn_engine *e, unsigned stage)
     if (stage == 0 || stage > e->cfg.plan->stage_count)
         return 0;
     return e->cfg.plan->stages[stage - 1].weight;
+}
+
+/* The bake the machine counts for the stage so far (a pause's time
+ * counts while it lasts; see rollout.c). */
+static int64_t stage_baked_ms(const cn_engine *e)
+{
+    int64_t ms = e->r.baked_before + ((int64_t)uv_now(e->cfg.loop) - e->r.stage_started);
+    return ms > 0 ? ms : 0;
 }
 
 static char *machine_json(const cn_engine *e)
@@ -344,6 +360,17 @@ static void burn_done(poll_slot *s)
     free(data);
 }
 
+static void free_samples(poll_slot *s)
+{
+    for (unsigned side = 0; side < 2; side++) {
+        free(s->values[side]);
+        s->values[side] = NULL;
+        s->counts[side] = 0;
+    }
+}
+
+static void judge_round(cn_engine *e);
+
 static void slot_done(poll_slot *s)
 {
     cn_engine *e = s->e;
@@ -367,6 +394,12 @@ static void slot_done(poll_slot *s)
         burn_done(s);
         return;
     }
+    if (s->judged) {
+        /* judged together, once every judged metric's samples are in */
+        if (e->round_pending > 0 && --e->round_pending == 0)
+            judge_round(e);
+        return;
+    }
     cn_threshold t = cn_analysis_threshold(e->cfg.policy, (size_t)s->metric, e->cfg.ai_assisted);
     char why[256];
     cn_outcome o = cn_analysis_judge_poll(e->cfg.policy, (size_t)s->metric, e->cfg.ai_assisted,
@@ -382,6 +415,65 @@ static void slot_done(poll_slot *s)
     step(e, &ev);
     e->record_data = NULL;
     free(data);
+}
+
+/* The round of the judged metrics (judge_round.h): each judged, then
+ * scored together, then one measurement per metric fed to the machine,
+ * those that were not a pass first, so that the one which fails the stage
+ * names a metric that failed the round. */
+static void judge_round(cn_engine *e)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->slot_count; i++)
+        n += e->slots[i].judged;
+    cn_round_metric *m = calloc(n ? n : 1, sizeof *m);
+    poll_slot **of = calloc(n ? n : 1, sizeof *of);
+    size_t *order = calloc(n ? n : 1, sizeof *order);
+    const cn_analysis *an = &e->cfg.policy->analysis;
+    cn_score_config sc = {.weights = an->judge.groups, .weight_count = an->judge.group_count,
+                          .pass = an->judge.pass, .marginal = an->judge.marginal};
+    cn_round_summary sum;
+    memset(&sum, 0, sizeof sum);
+    size_t k = 0;
+    for (size_t i = 0; m && of && order && i < e->slot_count; i++) {
+        poll_slot *s = &e->slots[i];
+        if (!s->judged)
+            continue;
+        const cn_metric *metric = slot_metric(s);
+        cn_round_input in = {.name = metric->name, .group = metric->judge.group,
+                             .config = &metric->judge.config, .canary = &s->readings[0],
+                             .baseline = &s->readings[1], .canary_values = s->values[0],
+                             .baseline_values = s->values[1], .canary_count = s->counts[0],
+                             .baseline_count = s->counts[1]};
+        of[k] = s;
+        cn_round_judge(&in, &m[k++]);
+    }
+    if (k == n && n) {
+        (void)cn_round_decide(m, n, &sc, &sum);
+        cn_round_order(m, n, order);
+    }
+    for (size_t j = 0; k == n && j < n && !e->finished; j++) {
+        size_t i = order[j];
+        poll_slot *s = of[i];
+        /* The observers see the score as the metric's value. */
+        cn_reading shown = {.kind = sum.scored ? CN_READING_VALUE : CN_READING_ERROR,
+                            .value = sum.scored ? sum.score.score : NAN};
+        if (e->cfg.observer.on_reading)
+            e->cfg.observer.on_reading(e->cfg.observer.ctx, e, (size_t)s->metric, &shown,
+                                       m[i].outcome, m[i].why);
+        char *data = cn_round_data(m, n, i, &sum, &sc, &s->window);
+        e->record_data = data;
+        cn_event ev = {.kind = CN_EVENT_MEASUREMENT, .metric = (size_t)s->metric,
+                       .outcome = m[i].outcome, .why = m[i].why};
+        step(e, &ev);
+        e->record_data = NULL;
+        free(data);
+    }
+    for (size_t i = 0; i < e->slot_count; i++)
+        free_samples(&e->slots[i]);
+    free(m);
+    free(of);
+    free(order);
 }
 
 /* The baseline side asks the same question about the previous version. */
@@ -408,6 +500,18 @@ static void on_reply(void *ctx, const cn_http_reply *reply)
             slot_done(s);
         return;
     }
+    if (s->judged) {
+        /* CN_ENOMEM leaves the reading an error too */
+        free(s->values[pr->side]);
+        s->values[pr->side] = NULL;
+        (void)cn_prometheus_samples(reply->status, reply->body, reply->len, reply->error,
+                                    &s->values[pr->side], &s->counts[pr->side],
+                                    &s->readings[pr->side]);
+        s->ids[pr->side] = 0;
+        if (--s->outstanding == 0)
+            slot_done(s);
+        return;
+    }
     cn_template_vars vars = vars_for(s, pr->side);
     s->readings[pr->side] = cn_source_reading(s->src, &vars, reply->status, reply->body,
                                               reply->len, reply->error);
@@ -422,7 +526,13 @@ static void start_request(poll_slot *s, unsigned side)
     cn_template_vars vars = vars_for(s, side);
     char err[256] = "";
     char *url = NULL;
-    if (cn_source_url(s->src, &vars, &url, err, sizeof err) != CN_OK) {
+    const cn_round_windows *w = &s->window;
+    int rc = s->judged ? cn_source_range_url(s->src, &vars, side ? w->baseline_start
+                                                                 : w->canary_start,
+                                             side ? w->baseline_end : w->canary_end, w->step,
+                                             &url, err, sizeof err)
+                       : cn_source_url(s->src, &vars, &url, err, sizeof err);
+    if (rc != CN_OK) {
         reading_error(&s->readings[side], "%s", err);
         return;
     }
@@ -485,12 +595,63 @@ static void start_burn(poll_slot *s)
         start_burn_request(s, k);
 }
 
+/* The times a judged metric's samples are read from: the canary's over
+ * the stage's bake so far, [now - baked, now], one per step, the
+ * earliest dropped beyond what Prometheus resolves in one query; the
+ * baseline's over the same window while the previous version serves
+ * traffic, and at 100% (it serves none) over as long a window ending when
+ * this stage took effect, the last time it served. */
+static void judge_windows(cn_engine *e, poll_slot *s, double now_s)
+{
+    const cn_metric *m = slot_metric(s);
+    int64_t step_ms = m->judge.step_ms ? m->judge.step_ms : e->cfg.policy->analysis.interval_ms;
+    double step = (double)step_ms / 1000, span = (double)stage_baked_ms(e) / 1000;
+    double most = (CN_PROM_MAX_SAMPLES - 2) * step;
+    double len = span < most ? span : most;
+    cn_round_windows *w = &s->window;
+    w->step = step;
+    w->canary_end = now_s;
+    w->canary_start = now_s - len;
+    w->baseline_start = w->canary_start;
+    w->baseline_end = w->canary_end;
+    if (stage_weight(e, e->r.stage) >= 1.0) {
+        w->baseline_end = (double)e->stage_wall_ms / 1000;
+        w->baseline_start = w->baseline_end - len;
+    }
+}
+
+/* Starts a round of the judged metrics, unless the last one is still out:
+ * two range queries each (canary and baseline), all at once. */
+static void start_round(cn_engine *e)
+{
+    if (e->round_pending > 0)
+        return;
+    double now_s = (double)wall_ms() / 1000;
+    e->round_pending = 1; /* our own, so no reply ends the round before all started */
+    for (size_t i = 0; i < e->slot_count && !e->finished; i++) {
+        poll_slot *s = &e->slots[i];
+        if (!s->judged)
+            continue;
+        e->round_pending++;
+        free_samples(s);
+        judge_windows(e, s, now_s);
+        s->compared = true;
+        s->outstanding = 1;
+        start_request(s, 0);
+        start_request(s, 1);
+        if (--s->outstanding == 0)
+            slot_done(s);
+    }
+    if (e->round_pending > 0 && --e->round_pending == 0 && !e->finished)
+        judge_round(e);
+}
+
 static void on_poll_tick(uv_timer_t *t)
 {
     cn_engine *e = t->data;
     for (size_t i = 0; i < e->slot_count && !e->finished; i++) {
         poll_slot *s = &e->slots[i];
-        if (s->outstanding > 0)
+        if (s->outstanding > 0 || s->judged)
             continue;
         /* Count our own starts, so a reply cannot finish the slot before
          * its other request has started. */
@@ -511,6 +672,8 @@ static void on_poll_tick(uv_timer_t *t)
         if (--s->outstanding == 0)
             slot_done(s); /* every request failed to start: judge the errors */
     }
+    if (!e->finished)
+        start_round(e);
 }
 
 static void cancel_polls(cn_engine *e)
@@ -528,7 +691,9 @@ static void cancel_polls(cn_engine *e)
                 s->burn->ids[k] = 0;
             }
         s->outstanding = 0;
+        free_samples(s);
     }
+    e->round_pending = 0;
 }
 
 /* ---- the state machine ---------------------------------------------------- */
@@ -559,6 +724,17 @@ static void finish(cn_engine *e, int code)
         e->cfg.observer.on_finish(e->cfg.observer.ctx, e, e->exit_code);
 }
 
+/* Remembers when the stage being judged took effect, by the wall clock,
+ * which range queries speak: a judged metric's baseline at 100% is read
+ * from before that moment. A resumed stage started its bake ago. */
+static void track_stage(cn_engine *e)
+{
+    if (e->r.stage == e->seen_stage)
+        return;
+    e->seen_stage = e->r.stage;
+    e->stage_wall_ms = wall_ms() - stage_baked_ms(e);
+}
+
 static void track_weight(cn_engine *e)
 {
     e->weight = cn_rollout_weight(&e->r, e->cfg.plan);
@@ -576,6 +752,7 @@ static void step(cn_engine *e, const cn_event *ev)
     size_t n = cn_rollout_step(&e->r, &e->rc, ev, (int64_t)uv_now(e->cfg.loop), out,
                                CN_ROLLOUT_MAX_ACTIONS);
     track_weight(e);
+    track_stage(e);
     bool first_record = true;
     for (size_t i = 0; i < n && !e->finished; i++) {
         const cn_action *a = &out[i];
@@ -764,6 +941,7 @@ static int add_slot(cn_engine *e, long metric, const cn_source *src, bool baseli
     s->metric = metric;
     s->src = src;
     s->baseline = baseline;
+    s->judged = metric >= 0 && e->cfg.policy->analysis.metrics[metric].judge.enabled;
     if (metric >= 0 && e->cfg.policy->analysis.metrics[metric].burn.enabled &&
         !(s->burn = calloc(1, sizeof *s->burn))) {
         snprintf(err, errlen, "out of memory");
@@ -790,6 +968,7 @@ static void free_slots(cn_engine *e)
     for (size_t i = 0; i < e->slot_count; i++) {
         cn_source_headers_free(e->slots[i].headers, e->slots[i].header_count);
         free(e->slots[i].burn);
+        free_samples(&e->slots[i]);
     }
     free(e->slots);
     free(e->requests);
@@ -802,10 +981,13 @@ int cn_engine_check_baseline(const cn_policy *p, const char *previous_version, c
                              size_t errlen)
 {
     for (size_t i = 0; i < p->analysis.metric_count; i++)
-        if (p->analysis.metrics[i].baseline.enabled && !(previous_version && *previous_version)) {
-            snprintf(err, errlen, "metric '%s' compares with the baseline, but the change has "
-                     "no previous_version to query: add previous_version to the change",
-                     p->analysis.metrics[i].name);
+        if ((p->analysis.metrics[i].baseline.enabled || p->analysis.metrics[i].judge.enabled) &&
+            !(previous_version && *previous_version)) {
+            snprintf(err, errlen, "metric '%s' %s, but the change has no previous_version to "
+                     "query: add previous_version to the change", p->analysis.metrics[i].name,
+                     p->analysis.metrics[i].judge.enabled
+                         ? "is judged against the baseline's samples"
+                         : "compares with the baseline");
             return CN_EINVAL;
         }
     return CN_OK;

@@ -124,7 +124,8 @@ typedef struct metric_run {
     char name[64];
     unsigned count[OUTCOMES];
     bool have_last, have_max;
-    double last, max;
+    double last, max; /* a judged metric's value is its round's score: max is the lowest */
+    bool judged;
 } metric_run;
 
 typedef struct timeline {
@@ -160,9 +161,11 @@ static void count_measurement(timeline *t, const cn_store_event *e)
                 m->count[o]++;
         bool have;
         double v = cn_xp_num(d, "value", &have);
+        const char *kind = json_string_value(json_object_get(d, "kind"));
+        m->judged = kind && !strcmp(kind, "judge");
         m->have_last = have;
         m->last = v;
-        if (have && (!m->have_max || v > m->max)) {
+        if (have && (!m->have_max || (m->judged ? v < m->max : v > m->max))) {
             m->max = v;
             m->have_max = true;
         }
@@ -200,7 +203,9 @@ static void flush_measurements(timeline *t)
             }
             if (first)
                 cn_xp_add(&st->cur, " has no recorded outcome");
-            if (m->have_last)
+            if (m->have_last && m->judged)
+                cn_xp_add(&st->cur, " (last score %.4g, lowest %.4g)", m->last, m->max);
+            else if (m->have_last)
                 cn_xp_add(&st->cur, " (last %.4g, highest %.4g)", m->last, m->max);
         }
         cn_xp_add(&st->cur, ".");
@@ -239,6 +244,13 @@ static void evidence(timeline *t)
     if (outcome && strcmp(outcome, "fail")) {
         cn_xp_say(st, "The evidence: %s %s (%s).", name,
             !strcmp(outcome, "nodata") ? "had no data" : "errored", t->failing->detail);
+        json_decref(d);
+        return;
+    }
+    const char *kind = json_string_value(json_object_get(d, "kind"));
+    if (kind && !strcmp(kind, "judge") && hv && hmin) {
+        cn_xp_say(st, "The evidence: compared with the baseline, the judged metrics scored "
+            "%.4g, below marginal %.4g (%s).", v, lo, t->failing->detail);
         json_decref(d);
         return;
     }

@@ -76,6 +76,8 @@ void cn_policy_defaults(cn_policy *p)
     p->analysis.interval_ms = 30000;
     p->analysis.timeout_ms = DEFAULT_TIMEOUT_CAP_MS; /* 30s / 2, capped */
     p->analysis.consecutive_error_limit = 3;
+    p->analysis.judge.pass = 95;
+    p->analysis.judge.marginal = 75;
     p->actuator.timeout_ms = 30000;
     p->actuator.retries = 3;
     p->actuator.backoff_ms = 1000;

@@ -472,7 +472,7 @@ static int parse_baseline(cn_loader *ld, const cn_node *v, const cn_field *f,
 
 /* ---- metrics ----------------------------------------------------------- */
 
-enum { M_NAME, M_PROMETHEUS, M_JSON, M_THRESHOLD, M_BASELINE, M_BURN };
+enum { M_NAME, M_PROMETHEUS, M_JSON, M_THRESHOLD, M_BASELINE, M_BURN, M_JUDGE };
 static const cn_field metric_fields[] = {
     [M_NAME] = {.key = "name", .parse = cn__parse_name,
                 .offset = offsetof(cn_metric, name), .flags = CN_REQUIRED},
@@ -485,6 +485,8 @@ static const cn_field metric_fields[] = {
     [M_BASELINE] = {.key = "baseline", .parse = parse_baseline,
                     .offset = offsetof(cn_metric, baseline)},
     [M_BURN] = {.key = "burn_rate", .parse = cn__parse_burn_rate, .offset = 0},
+    [M_JUDGE] = {.key = "judge", .parse = cn__parse_judge,
+                 .offset = offsetof(cn_metric, judge)},
 };
 static const cn_schema metric_schema = CN_SCHEMA("metric", metric_fields);
 
@@ -502,6 +504,7 @@ static void check_burn_metric(cn_loader *ld, const cn_node *item, uint64_t bits,
         {M_JSON, "burn_rate reads Prometheus only"},
         {M_THRESHOLD, "it is judged by its windows' factors"},
         {M_BASELINE, "it is judged by its windows' factors"},
+        {M_JUDGE, "a metric is judged one way"},
     };
     for (size_t i = 0; i < sizeof beside / sizeof beside[0]; i++) {
         const char *key = metric_fields[beside[i].field].key;
@@ -509,6 +512,37 @@ static void check_burn_metric(cn_loader *ld, const cn_node *item, uint64_t bits,
             cn_loader_error(ld, cn_node_get(item, key), "%s has 'burn_rate' and '%s': "
                             "%s; remove '%s'", label, key, beside[i].why, key);
     }
+}
+
+/* A judged metric compares the canary's samples with the baseline's,
+ * read by Prometheus range queries: its source is Prometheus, returning
+ * one series, and a threshold or baseline beside it would be ignored. */
+static void check_judge_metric(cn_loader *ld, const cn_node *item, uint64_t bits,
+                               const char *label)
+{
+    static const struct {
+        int field;
+        const char *why;
+    } beside[] = {
+        {M_JSON, "its samples come from Prometheus range queries, so its source is "
+                 "'prometheus'"},
+        {M_THRESHOLD, "it is judged against the baseline's samples, not a bound"},
+        {M_BASELINE, "it is judged against the baseline's samples already"},
+    };
+    for (size_t i = 0; i < sizeof beside / sizeof beside[0]; i++) {
+        const char *key = metric_fields[beside[i].field].key;
+        if (bits & CN__BIT(beside[i].field))
+            cn_loader_error(ld, cn_node_get(item, key), "%s has 'judge' and '%s': %s; remove "
+                            "'%s'", label, key, beside[i].why, key);
+    }
+    const cn_node *reduce = cn_node_get(cn_node_get(item, "prometheus"), "reduce");
+    if (reduce)
+        cn_loader_error(ld, reduce, "'reduce' is not used by a judged metric: its range query "
+                        "must return one series; aggregate in the query, e.g. sum by (le) "
+                        "(...)");
+    if (!(bits & (CN__BIT(M_PROMETHEUS) | CN__BIT(M_JSON))))
+        cn_loader_error(ld, item, "%s has 'judge' but no source; give 'prometheus' with the "
+                        "query whose samples are compared", label);
 }
 
 static void load_metric(cn_loader *ld, const cn_node *item, cn_metric *m,
@@ -529,6 +563,10 @@ static void load_metric(cn_loader *ld, const cn_node *item, cn_metric *m,
         snprintf(label, sizeof label, "metric %zu", index + 1);
     if (bits & CN__BIT(M_BURN)) {
         check_burn_metric(ld, item, bits, label);
+        return;
+    }
+    if (bits & CN__BIT(M_JUDGE)) {
+        check_judge_metric(ld, item, bits, label);
         return;
     }
     if ((bits & CN__BIT(M_PROMETHEUS)) && (bits & CN__BIT(M_JSON)))
@@ -628,6 +666,7 @@ static const cn_field analysis_fields[] = {
     {.key = "min_requests", .parse = parse_min_requests,
      .offset = offsetof(cn_analysis, min_requests)},
     {.key = "metrics", .parse = parse_metrics, .offset = 0},
+    {.key = "judge", .parse = cn__parse_judge_scoring, .offset = offsetof(cn_analysis, judge)},
 };
 static const cn_schema analysis_schema = CN_SCHEMA("analysis", analysis_fields);
 
@@ -954,6 +993,13 @@ static void check_ai_thresholds(cn_loader *ld, const cn_node *an,
                             o->metric);
             continue;
         }
+        if (i < a->metric_count && a->metrics[i].judge.enabled) {
+            cn_node at = {.type = CN_NODE_SCALAR, .line = o->line, .col = o->col};
+            cn_loader_error(ld, &at, "'thresholds' names metric '%s', a judged metric: it "
+                            "has no threshold to tighten (it is compared with the baseline)",
+                            o->metric);
+            continue;
+        }
         if (i < a->metric_count) {
             const cn_node *item = metrics && i < metrics->count ? metrics->items[i] : NULL;
             tighten(ld, o, &a->metrics[i].threshold, cn_node_get(overrides, o->metric),
@@ -977,4 +1023,5 @@ void cn__policy_check_analysis(cn_loader *ld, const cn_node *root, cn_policy *p)
     check_max_bake(ld, root, an, p);
     check_ai_limits(ld, an, ain, p);
     check_ai_thresholds(ld, an, ain, p);
+    cn__policy_check_judge(ld, an, p);
 }

@@ -6,7 +6,9 @@
  * its analysis), provenance and diff, selection and directory loading;
  * policy_analysis.c owns analysis, metrics, their sources, the AI-assisted
  * analysis overrides and the actuator, and the checks that compare fields
- * across sections once everything is loaded; policy_notify.c owns notify.
+ * across sections once everything is loaded; policy_burn.c a metric's
+ * burn_rate; policy_judge.c a metric's judge and analysis.judge;
+ * policy_notify.c owns notify.
  */
 #ifndef CANARY_POLICY_INTERNAL_H
 #define CANARY_POLICY_INTERNAL_H
@@ -48,6 +50,16 @@ int cn__parse_burn_rate(cn_loader *ld, const cn_node *v, const cn_field *f,
                         void *dst);
 int cn__parse_burn_prometheus(cn_loader *ld, const cn_node *v, const cn_field *f,
                               void *dst);
+
+/* A metric's judge (policy_judge.c; dst: cn_metric_judge): the scalar
+ * 'mann_whitney' or a map {mann_whitney: {settings}, step}; analysis.judge
+ * (dst: cn_judge_scoring); and the checks across the analysis section once
+ * the metrics are loaded (weights for groups no judged metric is in,
+ * weights that leave the score short of 100, analysis.judge with no judged
+ * metric). an is the analysis map. */
+int cn__parse_judge(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst);
+int cn__parse_judge_scoring(cn_loader *ld, const cn_node *v, const cn_field *f, void *dst);
+void cn__policy_check_judge(cn_loader *ld, const cn_node *an, cn_policy *p);
 
 /* The analysis section (dst: cn_analysis), the stricter analysis for
  * AI-assisted changes (dst: cn_ai_analysis) and the actuator section (dst:

@@ -127,7 +127,10 @@ static void draw_block(cn_run_view *v)
     for (size_t i = 0; i < an->metric_count && i < CN_MAX_METRICS; i++) {
         cn_threshold t = cn_analysis_threshold(cfg->policy, i, cfg->ai_assisted);
         char bound[64];
-        bound_text(bound, sizeof bound, &t);
+        if (an->metrics[i].judge.enabled)
+            snprintf(bound, sizeof bound, "vs baseline"); /* its text holds the score */
+        else
+            bound_text(bound, sizeof bound, &t);
         const metric_line *m = &v->metrics[i];
         fprintf(v->out, "    %-20.20s %-8s %-12s %.40s\n", an->metrics[i].name,
                 m->seen ? outcome_word(m->outcome) : "waiting", bound, m->seen ? m->text : "");

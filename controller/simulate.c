@@ -362,14 +362,16 @@ int cn_simulate(const cn_sim_config *cfg, cn_sim_result *res, char *err, size_t 
     res->exit_code = -1;
     if (!cfg || !cfg->plan || !cfg->policy || !cfg->trace)
         return cn_set_err(err, errlen, CN_EINVAL, "simulate: incomplete configuration");
-    /* A burn-rate metric asks Prometheus several windows at once; the trace
-     * has one value per metric. Say so rather than judge it wrongly. */
+    /* Burn-rate windows and judged samples are not in a trace, which holds
+     * one value per metric: say so rather than judge them wrongly. */
     for (size_t i = 0; i < cfg->policy->analysis.metric_count; i++)
-        if (cfg->policy->analysis.metrics[i].burn.enabled)
-            return cn_set_err(err, errlen, CN_EINVAL, "metric '%s' is a burn_rate metric: "
-                              "canary simulate does not model burn-rate windows yet; simulate "
-                              "with a policy whose metrics are thresholds",
-                              cfg->policy->analysis.metrics[i].name);
+        if (cfg->policy->analysis.metrics[i].burn.enabled ||
+            cfg->policy->analysis.metrics[i].judge.enabled)
+            return cn_set_err(err, errlen, CN_EINVAL, "metric '%s' is a %s metric: canary "
+                              "simulate does not model it yet; simulate with a policy whose "
+                              "metrics are thresholds", cfg->policy->analysis.metrics[i].name,
+                              cfg->policy->analysis.metrics[i].burn.enabled ? "burn_rate"
+                                                                             : "judged");
     sim s = {.cfg = cfg, .res = res, .status = CN_OK};
     s.rc = (cn_rollout_config){.plan = cfg->plan, .policy = cfg->policy,
                                .ai_assisted = cfg->ai_assisted, .author = cfg->author};

@@ -18,6 +18,7 @@
 
 #include "canary/arena.h"
 #include "canary/diag.h"
+#include "canary/judge.h"
 #include "canary/schema.h"
 
 #define CN_MAX_STAGES 100
@@ -93,14 +94,37 @@ typedef struct cn_burn_rate {
     bool scale_to_bake;        /* default true */
 } cn_burn_rate;
 
+/* A metric judged by the statistical judge (judge.h): each interval, the
+ * canary's and the baseline's samples from Prometheus range queries over
+ * the stage so far, one sample per step, compared by Mann-Whitney; all
+ * judged metrics of a policy are scored together (cn_judge_scoring). The
+ * metric's source holds the query: {{version}} is the new version for the
+ * canary's samples and the previous version for the baseline's. */
+typedef struct cn_metric_judge {
+    bool enabled;
+    cn_judge_config config; /* Kayenta's defaults (cn_judge_defaults) for keys not given */
+    const char *group;      /* NULL: the group "default" */
+    int64_t step_ms;        /* range query step; 0: analysis.interval */
+} cn_metric_judge;
+
 typedef struct cn_metric {
     const char *name;
     cn_source source;
     cn_threshold threshold;
     cn_baseline baseline;
     cn_burn_rate burn;  /* enabled: judged by burn rate, not threshold or baseline */
+    cn_metric_judge judge; /* enabled: judged against the baseline's samples, not by
+                              threshold, baseline or burn rate */
     unsigned line, col; /* of the metric's entry, for later messages */
 } cn_metric;
+
+/* analysis.judge: how the judged metrics' classifications become one
+ * score (judge.h cn_judge_score). */
+typedef struct cn_judge_scoring {
+    double pass, marginal;   /* default 95, 75; marginal <= pass, both 0..100 */
+    cn_group_weight *groups; /* weight (percent) per group; none: groups share equally */
+    size_t group_count;
+} cn_judge_scoring;
 
 typedef struct cn_min_requests {
     unsigned count; /* 0 = no minimum */
@@ -119,6 +143,7 @@ typedef struct cn_analysis {
     cn_min_requests min_requests;
     cn_metric *metrics;
     size_t metric_count;
+    cn_judge_scoring judge;           /* for metrics with a judge */
 } cn_analysis;
 
 /* Stricter analysis settings for AI-assisted changes. Thresholds are

@@ -29,7 +29,7 @@
 
 typedef enum kind {
     K_VALUE, K_SCALAR, K_EMPTY, K_SERIES, K_STRING, K_JSON, K_STATUS,
-    K_HTML, K_GARBAGE, K_TRUNCATED, K_OVERSIZED, K_HANG, K_OK
+    K_HTML, K_GARBAGE, K_TRUNCATED, K_OVERSIZED, K_HANG, K_OK, K_SAMPLES
 } kind;
 
 /* What follows a reply's name on its line. */
@@ -46,7 +46,7 @@ static const struct {
     {"status", K_STATUS, CODE_AND_TEXT}, {"html", K_HTML, NO_ARG},
     {"garbage", K_GARBAGE, NO_ARG},     {"truncated", K_TRUNCATED, NO_ARG},
     {"oversized", K_OVERSIZED, NO_ARG}, {"hang", K_HANG, NO_ARG},
-    {"ok", K_OK, NO_ARG},
+    {"ok", K_OK, NO_ARG},               {"samples", K_SAMPLES, ONE_WORD},
 };
 
 typedef struct rule {
@@ -106,7 +106,7 @@ static const char *parse_rule(char *line, rule *r)
         i++;
     if (i == sizeof KINDS / sizeof KINDS[0])
         return "unknown reply; expected value, scalar, empty, series, string, json, status, "
-               "html, garbage, truncated, oversized, hang or ok";
+               "html, garbage, truncated, oversized, hang, ok or samples";
     r->k = KINDS[i].k;
     char *rest = p + strspn(p, " \t");
     size_t len = strlen(rest);
@@ -252,10 +252,38 @@ static void oversized(cn_http_out *out)
     out->len = OVERSIZED_BYTES;
 }
 
-static void serve(const rule *r, cn_http_out *out)
+/* A range query's answer: one series whose samples are the rule's list,
+ * one per step from start (the values as written, so "NaN" stays NaN). */
+static json_t *matrix(const char *list, double start, double step)
+{
+    json_t *values = json_array();
+    char *copy = strdup(list), *save = NULL;
+    double t = start;
+    for (char *v = copy ? strtok_r(copy, ",", &save) : NULL; v; v = strtok_r(NULL, ",", &save)) {
+        json_array_append_new(values, json_pack("[f,s]", t, v));
+        t += step;
+    }
+    free(copy);
+    return json_pack("[{s:{s:s},s:o}]", "metric", "__name__", "fake", "values", values);
+}
+
+/* range: the query came to /api/v1/query_range with these start and step
+ * (seconds); empty answers an empty matrix there. */
+static void serve(const rule *r, cn_http_out *out, bool range, double start, double step)
 {
     json_t *list;
+    if (range && (r->k == K_SAMPLES || r->k == K_EMPTY)) {
+        set_json(out, 200, success("matrix", r->k == K_SAMPLES ? matrix(r->arg, start, step)
+                                                               : json_array()));
+        return;
+    }
     switch (r->k) {
+    case K_SAMPLES: { /* an instant query gets the list's last sample */
+        const char *last = strrchr(r->arg, ',');
+        set_json(out, 200,
+                 success("vector", json_pack("[o]", sample(NULL, last ? last + 1 : r->arg))));
+        return;
+    }
     case K_VALUE:
     case K_STRING:
         set_json(out, 200, success("vector", json_pack("[o]", sample(NULL, r->arg))));
@@ -382,7 +410,7 @@ static void actuate(fake *f, const cn_http_in *in, cn_http_out *out)
         snprintf(num, sizeof num, "%lld", (long long)json_integer_value(stage));
     const rule *r = select_rule(f, NULL, "actuate");
     if (r)
-        serve(r, out);
+        serve(r, out, false, 0, 0);
     else
         set_json(out, 200, json_pack("{s:b}", "ok", 1));
     bool applied = out->status >= 200 && out->status < 300 && out->mode == CN_HTTP_REPLY_NORMAL;
@@ -406,7 +434,7 @@ static void notify(fake *f, const cn_http_in *in, cn_http_out *out)
 {
     const rule *r = select_rule(f, NULL, "notify");
     if (r)
-        serve(r, out);
+        serve(r, out, false, 0, 0);
     else
         set_json(out, 200, json_pack("{s:b}", "ok", 1));
     char verdict[64] = "";
@@ -434,7 +462,32 @@ static void handle(void *ctx, const cn_http_in *in, cn_http_out *out)
     }
     char *q = NULL;
     const char *subject = in->path;
-    if ((get || post) && strcmp(in->path, "/api/v1/query") == 0) {
+    bool range = get && strcmp(in->path, "/api/v1/query_range") == 0;
+    double start = 0, step = 0;
+    if (range) {
+        char *p[3] = {NULL, NULL, NULL};
+        static const char *const names[3] = {"start", "end", "step"};
+        int rc = cn_http_query_param(in->query, "query", &q);
+        for (int i = 0; i < 3 && rc == CN_OK; i++)
+            rc = cn_http_query_param(in->query, names[i], &p[i]);
+        char *e1 = NULL, *e2 = NULL;
+        if (rc == CN_OK) {
+            start = strtod(p[0], &e1);
+            step = strtod(p[2], &e2);
+        }
+        if (rc != CN_OK || *e1 || *e2 || !(step > 0)) {
+            log_line(f, "range invalid %.1000s", in->query);
+            prom_error(out, 400, "missing or malformed query, start, end or step");
+            free(q);
+            for (int i = 0; i < 3; i++)
+                free(p[i]);
+            return;
+        }
+        log_line(f, "range %s start=%s end=%s step=%s", q, p[0], p[1], p[2]);
+        for (int i = 0; i < 3; i++)
+            free(p[i]);
+        subject = q;
+    } else if ((get || post) && strcmp(in->path, "/api/v1/query") == 0) {
         /* Prometheus also takes the parameters as a form body. */
         int rc = cn_http_query_param(get ? in->query : in->body, "query", &q);
         if (rc != CN_OK) {
@@ -455,7 +508,7 @@ static void handle(void *ctx, const cn_http_in *in, cn_http_out *out)
     }
     const rule *r = select_rule(f, subject, NULL);
     if (r) {
-        serve(r, out);
+        serve(r, out, range, start, step);
     } else {
         char msg[1024];
         snprintf(msg, sizeof msg, "fake_metrics: no rule matches '%.900s' at weight %g", subject,

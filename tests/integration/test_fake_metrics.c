@@ -205,6 +205,59 @@ static void test_weight_switch_and_log(void **state)
     stop(x);
 }
 
+/* GET /api/v1/query_range with q URL-encoded and the rest as given. */
+static void range(const fx *x, const char *q, const char *rest, cn_test_reply *r)
+{
+    char target[4096] = "/api/v1/query_range?query=";
+    size_t n = strlen(target);
+    for (const unsigned char *c = (const unsigned char *)q; *c && n < sizeof target - 4; c++)
+        n += (size_t)(isalnum(*c) ? snprintf(target + n, 4, "%c", *c)
+                                  : snprintf(target + n, 4, "%%%02X", *c));
+    snprintf(target + n, sizeof target - n, "%s", rest);
+    assert_int_equal(cn_test_get(x->port, target, WAIT_MS, r), 0);
+}
+
+/* A judged metric's samples: a matrix of the rule's list from start, one
+ * per step; an instant query of the same rule gets the last sample. */
+static void test_range_queries(void **state)
+{
+    fx *x = *state;
+    start(x, "lat{v=\"1\"} 0 samples 10,NaN,12.5\n"
+              "lat{v=\"2\"} 0 empty\n"
+              "lat{v=\"3\"} 0 value 4\n");
+    cn_test_reply r;
+    range(x, "lat{v=\"1\"}", "&start=1000.5&end=1010&step=2", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\","
+                                "\"result\":[{\"metric\":{\"__name__\":\"fake\"},\"values\":"
+                                "[[1000.5,\"10\"],[1002.5,\"NaN\"],[1004.5,\"12.5\"]]}]}}");
+    cn_test_reply_free(&r);
+    range(x, "lat{v=\"2\"}", "&start=1&end=2&step=1", &r);
+    assert_string_equal(r.body, "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\","
+                                "\"result\":[]}}");
+    cn_test_reply_free(&r);
+    range(x, "lat{v=\"3\"}", "&start=1&end=2&step=1", &r); /* a vector, as scripted */
+    assert_true(strncmp(r.body, VECTOR_HEAD, strlen(VECTOR_HEAD)) == 0);
+    cn_test_reply_free(&r);
+    query(x, "lat{v=\"1\"}", &r, WAIT_MS);
+    assert_value(&r, "12.5");
+    cn_test_reply_free(&r);
+    range(x, "lat{v=\"1\"}", "&start=1&end=2", &r); /* no step */
+    assert_int_equal(r.status, 400);
+    assert_true(strstr(r.body, "missing or malformed query, start, end or step") != NULL);
+    cn_test_reply_free(&r);
+    range(x, "lat{v=\"1\"}", "&start=x&end=2&step=1", &r);
+    assert_int_equal(r.status, 400);
+    cn_test_reply_free(&r);
+    assert_log(x, "range lat{v=\"1\"} start=1000.5 end=1010 step=2\n"
+                  "range lat{v=\"2\"} start=1 end=2 step=1\n"
+                  "range lat{v=\"3\"} start=1 end=2 step=1\n"
+                  "query lat{v=\"1\"}\n"
+                  "range invalid query=lat%7Bv%3D%221%22%7D&start=1&end=2\n"
+                  "range invalid query=lat%7Bv%3D%221%22%7D&start=x&end=2&step=1\n");
+    stop(x);
+}
+
 static void test_weight_file(void **state)
 {
     fx *x = *state;
@@ -420,6 +473,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_weight_switch_and_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_weight_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_range_queries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_rule_and_bad_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hang, setup, teardown),
