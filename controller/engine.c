@@ -262,6 +262,21 @@ static void reading_error(cn_reading *r, const char *fmt, ...)
     va_end(ap);
 }
 
+/* One metric judged: the observers see it, then the machine, its
+ * structured evidence (data, freed here; may be NULL) going to the log
+ * with the step's first record. */
+static void feed_measurement(cn_engine *e, size_t metric, const cn_reading *shown, cn_outcome o,
+                             const char *why, char *data)
+{
+    if (e->cfg.observer.on_reading)
+        e->cfg.observer.on_reading(e->cfg.observer.ctx, e, metric, shown, o, why);
+    e->record_data = data;
+    cn_event ev = {.kind = CN_EVENT_MEASUREMENT, .metric = metric, .outcome = o, .why = why};
+    step(e, &ev);
+    e->record_data = NULL;
+    free(data);
+}
+
 static const cn_metric *slot_metric(const poll_slot *s)
 {
     return s->metric >= 0 ? &s->e->cfg.policy->analysis.metrics[s->metric] : NULL;
@@ -349,15 +364,7 @@ static void burn_done(poll_slot *s)
                                                          : CN_READING_ERROR,
                         .value = res.value};
     snprintf(shown.detail, sizeof shown.detail, "%.150s", res.pair >= 0 ? "" : why);
-    if (e->cfg.observer.on_reading)
-        e->cfg.observer.on_reading(e->cfg.observer.ctx, e, (size_t)s->metric, &shown, o, why);
-    char *data = burn_data(s, o, &res);
-    e->record_data = data;
-    cn_event ev = {.kind = CN_EVENT_MEASUREMENT, .metric = (size_t)s->metric, .outcome = o,
-                   .why = why};
-    step(e, &ev);
-    e->record_data = NULL;
-    free(data);
+    feed_measurement(e, (size_t)s->metric, &shown, o, why, burn_data(s, o, &res));
 }
 
 static void free_samples(poll_slot *s)
@@ -405,16 +412,7 @@ static void slot_done(poll_slot *s)
     cn_outcome o = cn_analysis_judge_poll(e->cfg.policy, (size_t)s->metric, e->cfg.ai_assisted,
                                           s->weight, &s->readings[0], &s->readings[1], why,
                                           sizeof why);
-    if (e->cfg.observer.on_reading)
-        e->cfg.observer.on_reading(e->cfg.observer.ctx, e, (size_t)s->metric, &s->readings[0], o,
-                                   why);
-    char *data = data_for(s, o, &t);
-    e->record_data = data;
-    cn_event ev = {.kind = CN_EVENT_MEASUREMENT, .metric = (size_t)s->metric, .outcome = o,
-                   .why = why};
-    step(e, &ev);
-    e->record_data = NULL;
-    free(data);
+    feed_measurement(e, (size_t)s->metric, &s->readings[0], o, why, data_for(s, o, &t));
 }
 
 /* The round of the judged metrics (judge_round.h): each judged, then
@@ -458,16 +456,8 @@ static void judge_round(cn_engine *e)
         /* The observers see the score as the metric's value. */
         cn_reading shown = {.kind = sum.scored ? CN_READING_VALUE : CN_READING_ERROR,
                             .value = sum.scored ? sum.score.score : NAN};
-        if (e->cfg.observer.on_reading)
-            e->cfg.observer.on_reading(e->cfg.observer.ctx, e, (size_t)s->metric, &shown,
-                                       m[i].outcome, m[i].why);
-        char *data = cn_round_data(m, n, i, &sum, &sc, &s->window);
-        e->record_data = data;
-        cn_event ev = {.kind = CN_EVENT_MEASUREMENT, .metric = (size_t)s->metric,
-                       .outcome = m[i].outcome, .why = m[i].why};
-        step(e, &ev);
-        e->record_data = NULL;
-        free(data);
+        feed_measurement(e, (size_t)s->metric, &shown, m[i].outcome, m[i].why,
+                         cn_round_data(m, n, i, &sum, &sc, &s->window));
     }
     for (size_t i = 0; i < e->slot_count; i++)
         free_samples(&e->slots[i]);
