@@ -8,7 +8,11 @@
  * with its retries, each attempt also recorded); START/STOP_POLLING run the
  * analysis timer, which polls every metric of the policy concurrently
  * (canary, and {{previous_version}} for metrics with a baseline) and the
- * min_requests query, each request bounded by analysis.timeout; ARM_TIMER
+ * min_requests query, each request bounded by analysis.timeout; judged
+ * metrics read both versions' samples by range queries over the stage's
+ * bake so far (at 100% the previous version's from before the stage took
+ * effect) and are judged as one round (judge_round.h) when the last reply
+ * is in, one measurement each; ARM_TIMER
  * sets the single decision timer; FINISH stops everything and reports the
  * exit code. Several engines may share one loop, http client and store.
  *
@@ -77,7 +81,8 @@ typedef struct cn_engine_config {
 } cn_engine_config;
 
 /* What can be checked before anything is stored or moved: there is an
- * actuator, a metric with a baseline has a previous_version to query, and
+ * actuator, a metric with a baseline or a judge has a previous_version to
+ * query, and
  * every header a source takes from the environment is set. CN_OK or
  * CN_EINVAL with err naming the problem and what to do. */
 int cn_engine_check(const cn_engine_config *cfg, char *err, size_t errlen);
