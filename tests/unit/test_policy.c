@@ -17,32 +17,16 @@
 #include "canary/policy.h"
 #include "canary/status.h"
 #include "checks.h"
+#include "policy_cases.h"
 
 #define EPS 1e-12
 
 /* ---- helpers ----------------------------------------------------------- */
 
-/* Loads text as the file name (YAML or JSON by its suffix); p must be
- * freed whatever the result. */
-static int load_named(const char *name, const char *text, cn_policy *p, cn_diags *d)
-{
-    cn_doc doc;
-    cn_diags_init(d);
-    int rc = cn_doc_load_buffer(&doc, name, text, strlen(text), d);
-    if (rc) {
-        cn_doc_free(&doc);
-        cn_policy_defaults(p);
-        return rc;
-    }
-    rc = cn_policy_load_doc(p, &doc, d);
-    cn_doc_free(&doc);
-    return rc;
-}
-
 /* Loads yaml as the file "p.yaml". */
 static int load(const char *yaml, cn_policy *p, cn_diags *d)
 {
-    return load_named("p.yaml", yaml, p, d);
+    return cn_test_load_policy("p.yaml", yaml, p, d);
 }
 
 /* Asserts some diagnostic contains needle, at line:col; what names the
@@ -66,32 +50,6 @@ static void expect_diag(const cn_diags *d, unsigned line, unsigned col,
                         const char *needle)
 {
     expect_diag_in("diagnostics", d, line, col, needle);
-}
-
-typedef struct error_case {
-    const char *what;
-    const char *yaml;
-    unsigned line, col;
-    const char *message;
-} error_case;
-
-/* Each case must fail with exactly one diagnostic, the expected one. */
-static void run_error_cases(const error_case *cases, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        cn_policy p;
-        cn_diags d;
-        int rc = load(cases[i].yaml, &p, &d);
-        if (rc != CN_EINVAL || cn_diags_total(&d) != 1) {
-            cn_test_print_diags(&d);
-            fail_msg("case '%s': rc %d with %zu diagnostics, expected CN_EINVAL "
-                     "with 1", cases[i].what, rc, cn_diags_total(&d));
-        }
-        expect_diag_in(cases[i].what, &d, cases[i].line, cases[i].col,
-                       cases[i].message);
-        cn_policy_free(&p);
-        cn_diags_free(&d);
-    }
 }
 
 /* ---- loading ----------------------------------------------------------- */
@@ -481,7 +439,7 @@ static void test_errors_scalars(void **state)
         {"bool typo", "name: t\nmatch: {ai_assisted: yes}\n", 2, 22,
          "'ai_assisted' expects true or false, got 'yes'"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_errors_types(void **state)
@@ -538,7 +496,7 @@ static void test_errors_types(void **state)
         {"diff kind empty", "name: t\ndiff: {kinds: {\"*.sql\": ''}}\n", 2, 25,
          "'*.sql' must not be empty"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_errors_steps(void **state)
@@ -564,7 +522,7 @@ static void test_errors_steps(void **state)
          2, 35, "'max_stages' has no effect with 'steps' (the ladder has 1 step); "
          "remove one of them"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_errors_metrics(void **state)
@@ -653,7 +611,7 @@ static void test_errors_metrics(void **state)
          "name: t\nanalysis:\n  min_requests: {count: 0, json: {url: \"http://j\"}}\n", 3, 25,
          "'count' must be at least 1, got '0'"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_errors_cross_field(void **state)
@@ -680,7 +638,7 @@ static void test_errors_cross_field(void **state)
          4, 37, "'max_bake' (2m) must be at least the time to take min_samples "
          "measurements, 2m30s (min_samples 5 x interval 30s)"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 #define AI_BASE                                                                 \
@@ -716,7 +674,7 @@ static void test_errors_ai_overrides(void **state)
          "'failure_limit' for AI-assisted changes may only tighten: at most 1 "
          "(analysis 'failure_limit'), got '2'"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_ai_override_tightens(void **state)
@@ -777,7 +735,7 @@ static void test_errors_secrets(void **state)
          "name: t\nactuator: {http: {url: \"http://a\", headers_from_env: {\"X Team\": T}}}\n",
          2, 55, "'X Team' is not a valid HTTP header name"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 
     /* The secret itself never reaches a diagnostic (and so never a CI log). */
     cn_policy p;
@@ -907,7 +865,7 @@ static void test_errors_notify(void **state)
         {"entry not a map", "name: t\nnotify: [\"http://a\"]\n", 2, 10,
          "each entry of 'notify' must be a map with a 'url', got a quoted string"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 
     /* every problem of every entry, each once */
     cn_policy p;
@@ -940,7 +898,7 @@ static void test_errors_actuator(void **state)
         {"http without url", "name: t\nactuator: {http: {bearer_token_env: T}}\n", 2, 18,
          "actuator.http is missing the required key 'url'"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 
     cn_policy p;
     cn_diags d;
@@ -1014,7 +972,7 @@ static void test_no_cross_check_on_bad_values(void **state)
          "name: t\nplan: {max_stages: 8, steps: [10%, 5%, 100%]}\n", 2, 36,
          "'steps' must increase strictly, got '5%' after '10%'"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 /* JSON can only quote map keys, so a quoted whole number is a tier; the
@@ -1024,7 +982,7 @@ static void test_json_tier_keys(void **state)
     (void)state;
     cn_policy p;
     cn_diags d;
-    int rc = load_named("p.json", "{\"name\": \"x\", \"risk\": {\"tier\": {\"0\": 4, "
+    int rc = cn_test_load_policy("p.json", "{\"name\": \"x\", \"risk\": {\"tier\": {\"0\": 4, "
                         "\"3\": 0.5, \"9\": 0.1}}}", &p, &d);
     if (rc)
         cn_test_print_diags(&d);
@@ -1105,7 +1063,7 @@ static void test_baseline_slack_forms(void **state)
         {"a duration", SLACK_METRIC("1ms"), 4, 79,
          "'slack' expects a number or a percentage, got '1ms'"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 #define KNOWN_TEMPLATES "known: service, version, previous_version, rollout, stage"
@@ -1149,7 +1107,7 @@ static void test_errors_templates(void **state)
          5, 46, "unknown template '{{previous-version}}' in 'query' (did you mean "
          "'{{previous_version}}'?)"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 /* Every known name, with or without spaces inside the braces. */

@@ -15,50 +15,9 @@
 #include "canary/policy.h"
 #include "canary/status.h"
 #include "checks.h"
+#include "policy_cases.h"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static int load_named(const char *name, const char *text, cn_policy *p, cn_diags *d)
-{
-    cn_doc doc;
-    cn_diags_init(d);
-    int rc = cn_doc_load_buffer(&doc, name, text, strlen(text), d);
-    if (rc) {
-        cn_doc_free(&doc);
-        cn_policy_defaults(p);
-        return rc;
-    }
-    rc = cn_policy_load_doc(p, &doc, d);
-    cn_doc_free(&doc);
-    return rc;
-}
-
-typedef struct error_case {
-    const char *what;
-    const char *yaml;
-    unsigned line, col;
-    const char *message;
-} error_case;
-
-/* Each case fails with exactly one diagnostic, the expected one, where
- * expected. */
-static void run_error_cases(const error_case *cases, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        cn_policy p;
-        cn_diags d;
-        int rc = load_named("p.yaml", cases[i].yaml, &p, &d);
-        long at = cn_diags_find(&d, cases[i].message);
-        if (rc != CN_EINVAL || cn_diags_total(&d) != 1 || at < 0 ||
-            d.items[at].line != cases[i].line || d.items[at].col != cases[i].col) {
-            cn_test_print_diags(&d);
-            fail_msg("case '%s': expected only \"%s\" at %u:%u", cases[i].what,
-                     cases[i].message, cases[i].line, cases[i].col);
-        }
-        cn_policy_free(&p);
-        cn_diags_free(&d);
-    }
-}
 
 #define HEAD "name: t\nanalysis:\n  metrics:\n"
 /* A burn-rate metric at line 4; its keys start at line 6. */
@@ -78,7 +37,7 @@ static void test_load_burn_rate(void **state)
     (void)state;
     cn_policy p;
     cn_diags d;
-    int rc = load_named("p.yaml",
+    int rc = cn_test_load_policy("p.yaml",
                         BURN(SLO QUERIES
                              "        prometheus:\n"
                              "          address: \"http://prom-{{service}}:9090\"\n"
@@ -103,7 +62,7 @@ static void test_load_burn_rate(void **state)
     cn_policy_free(&p);
     cn_diags_free(&d);
 
-    rc = load_named("p.yaml",
+    rc = cn_test_load_policy("p.yaml",
                     BURN(SLO QUERIES
                          "        prometheus:\n"
                          "          address: \"http://prom-{{service}}:9090\"\n"
@@ -159,7 +118,7 @@ static void test_load_burn_rate_json(void **state)
     (void)state;
     cn_policy p;
     cn_diags d;
-    int rc = load_named("p.json",
+    int rc = cn_test_load_policy("p.json",
                         "{\"name\": \"t\", \"analysis\": {\"metrics\": [{\"name\": \"a\", "
                         "\"burn_rate\": {\"slo\": \"99%\", "
                         "\"errors\": \"sum(rate(e[{{window}}]))\", "
@@ -199,7 +158,7 @@ static void test_errors_slo(void **state)
          "percent)"},
         {"missing", BURN(QUERIES PROM), 6, 9, "burn_rate is missing the required key 'slo'"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_errors_queries(void **state)
@@ -242,7 +201,7 @@ static void test_errors_queries(void **state)
          "template '{{window}}' in 'query' is only filled in for a burn_rate's 'errors' and "
          "'total'; known here: service, version, previous_version, rollout, stage"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_errors_windows(void **state)
@@ -287,7 +246,7 @@ static void test_errors_windows(void **state)
         {"a near miss in burn_rate", BURN(SLO QUERIES PROM "        scale_to_bak: true\n"), 10,
          9, "unknown key 'scale_to_bak' in burn_rate (did you mean 'scale_to_bake'?)"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 /* A burn-rate metric is judged by its factors and reads its own source:
@@ -318,7 +277,7 @@ static void test_errors_beside(void **state)
          "'burn_rate' expects a map with 'slo', 'errors', 'total' and 'prometheus', got "
          "nothing (null)"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 /* Every mistake of one file in one run. */
@@ -327,7 +286,7 @@ static void test_all_reported(void **state)
     (void)state;
     cn_policy p;
     cn_diags d;
-    int rc = load_named("p.yaml",
+    int rc = cn_test_load_policy("p.yaml",
                         BURN("        slo: 0.99\n"
                              "        errors: 'e'\n"
                              "        total: 't[{{window}}]'\n"

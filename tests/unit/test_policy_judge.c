@@ -15,50 +15,9 @@
 #include "canary/policy.h"
 #include "canary/status.h"
 #include "checks.h"
+#include "policy_cases.h"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static int load_named(const char *name, const char *text, cn_policy *p, cn_diags *d)
-{
-    cn_doc doc;
-    cn_diags_init(d);
-    int rc = cn_doc_load_buffer(&doc, name, text, strlen(text), d);
-    if (rc) {
-        cn_doc_free(&doc);
-        cn_policy_defaults(p);
-        return rc;
-    }
-    rc = cn_policy_load_doc(p, &doc, d);
-    cn_doc_free(&doc);
-    return rc;
-}
-
-typedef struct error_case {
-    const char *what;
-    const char *yaml;
-    unsigned line, col;
-    const char *message;
-} error_case;
-
-/* Each case fails with exactly one diagnostic, the expected one, where
- * expected. */
-static void run_error_cases(const error_case *cases, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        cn_policy p;
-        cn_diags d;
-        int rc = load_named("p.yaml", cases[i].yaml, &p, &d);
-        long at = cn_diags_find(&d, cases[i].message);
-        if (rc != CN_EINVAL || cn_diags_total(&d) != 1 || at < 0 ||
-            d.items[at].line != cases[i].line || d.items[at].col != cases[i].col) {
-            cn_test_print_diags(&d);
-            fail_msg("case '%s': expected only \"%s\" at %u:%u", cases[i].what,
-                     cases[i].message, cases[i].line, cases[i].col);
-        }
-        cn_policy_free(&p);
-        cn_diags_free(&d);
-    }
-}
 
 #define HEAD "name: t\nanalysis:\n  metrics:\n"
 #define PROM "      prometheus: {address: \"http://p\", query: 'q{v=\"{{version}}\"}'}\n"
@@ -82,7 +41,7 @@ static void test_load_every_key(void **state)
     (void)state;
     cn_policy p;
     cn_diags d;
-    int rc = load_named("p.yaml",
+    int rc = cn_test_load_policy("p.yaml",
                         "name: t\n"
                         "analysis:\n"
                         "  interval: 15s\n"
@@ -180,7 +139,7 @@ static void test_load_defaults_and_json(void **state)
     (void)state;
     cn_policy p;
     cn_diags d;
-    int rc = load_named("p.json",
+    int rc = cn_test_load_policy("p.json",
                         "{\"name\": \"t\", \"analysis\": {\"metrics\": [{\"name\": \"a\", "
                         "\"prometheus\": {\"address\": \"http://p\", \"query\": \"q\"}, "
                         "\"judge\": {\"mann_whitney\": {\"confidence\": 0.9, "
@@ -232,7 +191,7 @@ static void test_errors_settings(void **state)
         {"a threshold that is not a number", MW("          allowed_increase: 10%\n"), 8, 29,
          "'allowed_increase' expects a number, got '10%'"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 /* Effect-size thresholds: on the side of "no change" that makes sense,
@@ -270,7 +229,7 @@ static void test_errors_thresholds(void **state)
         {"critical: false said", MW("          critical: false\n          critical_decrease: 0.5\n"),
          9, 30, "'critical_decrease' has no effect without 'critical: true'"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_errors_judge(void **state)
@@ -294,7 +253,7 @@ static void test_errors_judge(void **state)
         {"mann_whitney a list", JUDGED("        mann_whitney: [1]\n"), 7, 23,
          "mann_whitney must be a map of keys, got a list"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 /* A judged metric reads Prometheus range queries of one series and is
@@ -333,7 +292,7 @@ static void test_errors_beside(void **state)
          "'thresholds' names metric 'lat', a judged metric: it has no threshold to tighten "
          "(it is compared with the baseline)"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_errors_scoring(void **state)
@@ -373,7 +332,7 @@ static void test_errors_scoring(void **state)
          3, 10, "'judge' in analysis scores judged metrics, but no metric has 'judge'; remove "
                 "it, or give a metric 'judge: mann_whitney'"},
     };
-    run_error_cases(cases, sizeof cases / sizeof cases[0]);
+    cn_test_error_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 /* The groups that are weighed and those that share what is left. */
@@ -389,7 +348,7 @@ static void test_scoring_accepted(void **state)
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         cn_policy p;
         cn_diags d;
-        int rc = load_named("p.yaml", ok[i], &p, &d);
+        int rc = cn_test_load_policy("p.yaml", ok[i], &p, &d);
         if (rc) {
             cn_test_print_diags(&d);
             fail_msg("policy %zu refused", i);
@@ -405,7 +364,7 @@ static void test_all_reported(void **state)
     (void)state;
     cn_policy p;
     cn_diags d;
-    int rc = load_named("p.yaml",
+    int rc = cn_test_load_policy("p.yaml",
                         "name: t\nanalysis:\n  judge: {pass: 50, marginal: 60}\n"
                         "  metrics:\n    - name: lat\n"
                         "      json: {url: \"http://j\"}\n"
