@@ -502,7 +502,9 @@ int cn_cmd_run(int argc, char **argv)
     cn_store *store = NULL;
     if (code == CN_EXIT_OK) {
         char err[512] = "";
-        if (cn_store_open(&store, state_path, err, sizeof err) != CN_OK) {
+        /* Measurements share commits (store.h); decisions never wait. */
+        if (cn_store_open(&store, state_path, err, sizeof err) != CN_OK ||
+            cn_store_defer_evidence(store, true, err, sizeof err) != CN_OK) {
             fprintf(stderr, "canary run: %s\n", err);
             code = CN_EXIT_INTERNAL;
         }

@@ -63,6 +63,7 @@ struct cn_engine {
     uv_timer_t poll_timer;
     uv_timer_t refused_timer; /* reports an actuator call that was not made */
     uv_timer_t operator_timer; /* operators' intents, and the lease's heartbeat */
+    uv_timer_t flush_timer;    /* writes the evidence a deferring store holds */
     int64_t renewed_ms;       /* the lease's last heartbeat (wall clock) */
     int64_t data_version;     /* the store's, when intents were last read */
     const char *actor;        /* who the step under way acts for: NULL is "canary" */
@@ -122,6 +123,41 @@ static char *machine_json(const cn_engine *e)
     return cn_rollout_snapshot_json(&snap);
 }
 
+/* The store failed: e->store_failed is set for good, and the engine stops
+ * as on a signal once the step under way is done (a failure outside a step
+ * is acted on after the next one, when the call in flight has returned). */
+static void store_failure(cn_engine *e)
+{
+    e->store_failed = true;
+    if (!e->stopped_for_store) {
+        e->stopped_for_store = true;
+        e->shutdown_due = true;
+        e->shutdown_detach = false;
+    }
+}
+
+/* Writes the measurements the store holds (of every rollout sharing it).
+ * A failure stops this rollout as a failed record would; the others find
+ * it at their next record, which retries the write first. */
+static void flush_held(cn_engine *e)
+{
+    char err[256] = "";
+    if (cn_store_flush(e->cfg.store, err, sizeof err) == CN_OK)
+        return;
+    if (!e->stop_reason[0])
+        snprintf(e->stop_reason, sizeof e->stop_reason, "%s", err);
+    store_failure(e);
+}
+
+/* A failure here is acted on at the rollout's next step, as one of a
+ * record made outside a step. */
+static void on_flush_timer(uv_timer_t *t)
+{
+    cn_engine *e = t->data;
+    if (!e->finished)
+        flush_held(e);
+}
+
 /* Writes one event with the rollout's state after it. When the store
  * fails, e->store_failed is set for good: from then on apply() moves the
  * canary only back, and the engine stops as on a signal. */
@@ -148,21 +184,19 @@ static void record(cn_engine *e, const char *type, const char *actor, const char
     bool ok = cn_store_record(e->cfg.store, e->cfg.rollout, &ev, &st, NULL, err,
                               sizeof err) == CN_OK;
     free(machine);
+    /* A deferring store held it: written within CN_STORE_FLUSH_MS, by the
+     * next record of any rollout or by this timer. */
+    if (ok && evidence && cn_store_held_count(e->cfg.store) > 0 &&
+        !uv_is_active((uv_handle_t *)&e->flush_timer))
+        uv_timer_start(&e->flush_timer, on_flush_timer, CN_STORE_FLUSH_MS, 0);
     if (!ok) {
         /* Keep the store's reason where a person will look for it. */
         char why[640];
         snprintf(why, sizeof why, "%s [NOT STORED: %s]", detail, err);
         ev.detail = why;
-        e->store_failed = true;
         /* Whichever record failed (the machine's, an actuator call's or an
-         * attempt's), the engine stops as on a signal once the step under
-         * way is done; a record made outside a step (an attempt) is acted
-         * on after the next one, when the call in flight has returned. */
-        if (!e->stopped_for_store) {
-            e->stopped_for_store = true;
-            e->shutdown_due = true;
-            e->shutdown_detach = false;
-        }
+         * attempt's). */
+        store_failure(e);
         if (e->cfg.observer.on_record)
             e->cfg.observer.on_record(e->cfg.observer.ctx, e, &ev, false);
         return;
@@ -698,6 +732,9 @@ static void on_decide_timer(uv_timer_t *t)
 static void finish(cn_engine *e, int code)
 {
     e->finished = true;
+    /* What the store still holds is written before the run reports. */
+    if (cn_store_held_count(e->cfg.store) > 0)
+        flush_held(e);
     /* A store that failed leaves an incomplete log: that is never a clean
      * result, even when the rollback itself went well. */
     e->exit_code = e->store_failed && code != 5 ? 1 : code;
@@ -705,6 +742,7 @@ static void finish(cn_engine *e, int code)
     uv_timer_stop(&e->decide_timer);
     uv_timer_stop(&e->refused_timer);
     uv_timer_stop(&e->operator_timer);
+    uv_timer_stop(&e->flush_timer);
     cancel_polls(e);
     if (e->call) {
         cn_actuator_cancel(e->call);
@@ -1078,11 +1116,13 @@ int cn_engine_start(cn_engine **out, const cn_engine_config *cfg, char *err, siz
     uv_timer_init(cfg->loop, &e->poll_timer);
     uv_timer_init(cfg->loop, &e->refused_timer);
     uv_timer_init(cfg->loop, &e->operator_timer);
+    uv_timer_init(cfg->loop, &e->flush_timer);
     e->decide_timer.data = e;
     e->poll_timer.data = e;
     e->refused_timer.data = e;
     e->operator_timer.data = e;
-    e->open_handles = 4;
+    e->flush_timer.data = e;
+    e->open_handles = 5;
     e->renewed_ms = wall_ms();
     e->data_version = -1;
     *out = e;
@@ -1117,4 +1157,5 @@ void cn_engine_close(cn_engine *e)
     uv_close((uv_handle_t *)&e->poll_timer, on_handle_closed);
     uv_close((uv_handle_t *)&e->refused_timer, on_handle_closed);
     uv_close((uv_handle_t *)&e->operator_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&e->flush_timer, on_handle_closed);
 }

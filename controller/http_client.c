@@ -23,6 +23,9 @@
 
 /* Idle connections curl keeps for reuse, over all hosts. */
 #define IDLE_CONNECTIONS 32L
+/* Easy handles kept for the next requests: a poll every interval per
+ * metric would otherwise allocate and free one each time. */
+#define IDLE_EASY 64
 
 /* One watched socket; freed in its close callback. */
 typedef struct sock {
@@ -40,6 +43,8 @@ struct cn_http {
     req_list running;  /* added to the multi */
     req_list finished; /* out of the multi, done not yet called */
     sock *socks;       /* open or closing polls */
+    CURL *idle[IDLE_EASY]; /* finished easy handles, to reuse */
+    size_t idle_count;
     uint64_t next_id;
     bool closing, timer_closed;
 };
@@ -77,11 +82,31 @@ static void list_unlink(cn_http_req *r)
     r->prev = r->next = NULL;
 }
 
+/* An easy handle for a new request: a used one, reset to curl's
+ * defaults (its options, not the multi's connections), or a new one. */
+static CURL *easy_take(cn_http *h)
+{
+    if (h->idle_count == 0)
+        return curl_easy_init();
+    CURL *e = h->idle[--h->idle_count];
+    curl_easy_reset(e);
+    return e;
+}
+
+/* Keeps a finished easy handle (out of the multi) for reuse, or frees it. */
+static void easy_give(cn_http *h, CURL *e)
+{
+    if (h->idle_count < IDLE_EASY && !h->closing)
+        h->idle[h->idle_count++] = e;
+    else
+        curl_easy_cleanup(e);
+}
+
 static void req_free(cn_http_req *r)
 {
     if (r->easy) {
         curl_multi_remove_handle(r->h->multi, r->easy);
-        curl_easy_cleanup(r->easy);
+        easy_give(r->h, r->easy);
     }
     curl_slist_free_all(r->headers);
     free(r->buf);
@@ -215,7 +240,7 @@ static void finish(cn_http *h, CURL *easy, CURLcode rc)
         r->status = 0;
     }
     curl_multi_remove_handle(h->multi, easy);
-    curl_easy_cleanup(easy);
+    easy_give(h, easy);
     r->easy = NULL;
     list_unlink(r);
     list_push(&h->finished, r);
@@ -319,7 +344,7 @@ int cn_http_start(cn_http *h, const cn_http_request *req, cn_http_done done, voi
     r->max = req->max_reply ? req->max_reply : CN_HTTP_DEFAULT_MAX_REPLY;
     memcpy(r->where, where, sizeof where);
     rc = CN_ENOMEM;
-    r->easy = curl_easy_init();
+    r->easy = easy_take(h);
     if (!r->easy || !cn_http_req_configure(r, req)) {
         (void)cn_set_err(err, errlen, 0, "could not set up a request to '%s' (out of memory?)", req->url);
         goto fail;
@@ -393,6 +418,8 @@ void cn_http_close(cn_http *h)
         list_unlink(r);
         req_free(r);
     }
+    while (h->idle_count > 0)
+        curl_easy_cleanup(h->idle[--h->idle_count]);
     /* Closes the cached connections; socket_cb may still be told to
      * remove some, and whatever it is not told about is closed below. */
     curl_multi_cleanup(h->multi);

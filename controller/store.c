@@ -206,6 +206,7 @@ int cn_store_run(sqlite3_stmt *st)
 
 void cn_store_rollback(cn_store *s)
 {
+    s->held_written = 0; /* rolled back with the rest: still held */
     if (!sqlite3_get_autocommit(s->db))
         cn_store_run(s->st[ST_ROLLBACK]);
 }
@@ -535,6 +536,8 @@ void cn_store_close(cn_store *s)
 {
     if (!s)
         return;
+    (void)cn_store_flush(s, NULL, 0);
+    cn_store_held_free(s);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
     /* Every statement is finalized, so this closes (and, for the last

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "canary/status.h"
+#include "store_internal.h"
 
 /* The length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
 static size_t utf8_seq(const unsigned char *p, size_t n)
@@ -79,6 +80,15 @@ int cn_audit_canonical(const char *rollout, int attempt, int64_t index, int64_t 
         if (!data)
             return CN_EINVAL;
     }
+    int code = cn_audit_canonical_parsed(rollout, attempt, index, seq, ev, data, out);
+    json_decref(data);
+    return code;
+}
+
+int cn_audit_canonical_parsed(const char *rollout, int attempt, int64_t index, int64_t seq,
+                              const cn_store_event *ev, json_t *data, char **out)
+{
+    *out = NULL;
     json_t *o = json_object();
     int bad = !o;
     /* json_object_set_new takes the value even when it fails. */
@@ -91,8 +101,7 @@ int cn_audit_canonical(const char *rollout, int attempt, int64_t index, int64_t 
               json_object_set_new(o, "type", text(ev->type)) ||
               json_object_set_new(o, "actor", text(ev->actor)) ||
               json_object_set_new(o, "detail", text(ev->detail)) ||
-              json_object_set_new(o, "data", json_incref(data));
-    json_decref(data);
+              json_object_set_new(o, "data", json_incref(data ? data : json_null()));
     if (!bad)
         *out = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENSURE_ASCII |
                                  JSON_REAL_PRECISION(17));

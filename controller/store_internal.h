@@ -11,6 +11,7 @@
 #ifndef CANARY_STORE_INTERNAL_H
 #define CANARY_STORE_INTERNAL_H
 
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -47,6 +48,14 @@ enum {
     ST_COUNT
 };
 
+/* An evidence event held back by a deferring store (store_pending.c): its
+ * strings in one block, its data already parsed (checked when held). */
+typedef struct cn_store_held {
+    char *id;      /* the block: id, type, actor, detail, data_json */
+    cn_store_event ev;
+    json_t *data;  /* NULL when data_json is NULL */
+} cn_store_held;
+
 struct cn_store {
     sqlite3 *db;
     char *path;
@@ -56,6 +65,10 @@ struct cn_store {
                       prepared (ST_FIND, ST_GET, ST_INTENT_GET, ST_INTENTS_PENDING,
                       ST_LEASE_GET) */
     int schema;    /* the file's user_version: 1 only when read-only */
+    bool defer;    /* cn_store_defer_evidence: evidence is held back */
+    cn_store_held *held; /* in the order recorded */
+    size_t held_count, held_cap;
+    size_t held_written; /* written by the open transaction, dropped at its commit */
 };
 
 /* The schema 1 script, for the migration test (a schema 1 file as the
@@ -97,6 +110,28 @@ int cn_store_find(cn_store *s, const char *id);
  * a measurement or a lease's heartbeat) or FULL for the next transaction;
  * SQLITE_OK or the error. */
 int cn_store_sync(cn_store *s, bool relaxed);
+
+/* BEGIN IMMEDIATE after choosing how the commit waits for the disk, then
+ * the evidence held back, so that it precedes whatever the transaction
+ * writes and its commit carries it. SQLITE_OK or the error; on an error
+ * the caller rolls back (cn_store_rollback), and the evidence stays held. */
+int cn_store_begin(cn_store *s, bool relaxed);
+/* COMMIT; once it succeeded, the held evidence it wrote is let go. */
+int cn_store_commit(cn_store *s);
+/* Holds an evidence event back (a deferring store): copied, its data
+ * parsed (CN_EINVAL when it is not JSON); written by the next transaction
+ * or cn_store_flush. Past CN_STORE_MAX_HELD events it flushes at once. */
+int cn_store_hold(cn_store *s, const char *id, const cn_store_event *ev, char *err,
+                  size_t errlen);
+/* Frees what is held without writing it (closing). */
+void cn_store_held_free(cn_store *s);
+/* Appends a held event to its rollout's log inside the open transaction,
+ * chained: SQLITE_OK, SQLITE_NOTFOUND when the rollout is gone, or the
+ * error. */
+int cn_store_append_held(cn_store *s, const cn_store_held *h);
+/* cn_audit_canonical over data already parsed (NULL: null). */
+int cn_audit_canonical_parsed(const char *rollout, int attempt, int64_t index, int64_t seq,
+                              const cn_store_event *ev, json_t *data, char **out);
 
 /* Appends ev to rollout id's log, chained, in one transaction: with st,
  * the rollout's state moves too (unless ev is evidence_only), and an exit

@@ -19,12 +19,6 @@ static int refuse_readonly(cn_store *s, const char *doing, char *err, size_t err
                          "state database '%s' was opened read-only; cannot %s", s->path, doing);
 }
 
-/* BEGIN IMMEDIATE after choosing how the commit waits for the disk. */
-static int begin(cn_store *s, bool relaxed)
-{
-    int rc = cn_store_sync(s, relaxed);
-    return rc == SQLITE_OK ? cn_store_run(s->st[ST_BEGIN]) : rc;
-}
 
 /* The failure rc of a write, with SQLite's reason, after which nothing is
  * left half-written. */
@@ -108,7 +102,7 @@ int cn_store_new_attempt(cn_store *s, const cn_rollout_row *row, char *err, size
         return cn_store_fail(err, errlen, CN_EINVAL,
                              "the new attempt of rollout '%s' lacks its version", row->id);
     rollout_end end = {.attempt = 0};
-    int rc = begin(s, false);
+    int rc = cn_store_begin(s, false);
     if (rc == SQLITE_OK)
         rc = read_end(s, row->id, &end);
     if (rc == SQLITE_DONE) {
@@ -147,7 +141,7 @@ int cn_store_new_attempt(cn_store *s, const cn_rollout_row *row, char *err, size
     if (rc == SQLITE_OK)
         rc = expire_intents(s, row, end.attempt);
     if (rc == SQLITE_OK)
-        rc = cn_store_run(s->st[ST_COMMIT]);
+        rc = cn_store_commit(s);
     return rc == SQLITE_OK ? CN_OK
                            : write_failed(s, rc, err, errlen, "start a new attempt", row->id);
 }
@@ -232,7 +226,7 @@ int cn_store_intent_add(cn_store *s, const char *rollout, const char *intent,
         return cn_store_fail(err, errlen, CN_EINVAL,
                              "intent '%s' on rollout '%s' names no user who asks for it", intent,
                              rollout);
-    int rc = begin(s, false);
+    int rc = cn_store_begin(s, false);
     if (rc == SQLITE_OK) {
         rc = cn_store_find(s, rollout);
         sqlite3_reset(s->st[ST_FIND]);
@@ -259,7 +253,7 @@ int cn_store_intent_add(cn_store *s, const char *rollout, const char *intent,
         rc = cn_store_run(a);
     int64_t added = sqlite3_last_insert_rowid(s->db);
     if (rc == SQLITE_OK)
-        rc = cn_store_run(s->st[ST_COMMIT]);
+        rc = cn_store_commit(s);
     if (rc != SQLITE_OK)
         return write_failed(s, rc, err, errlen, "add an intent", rollout);
     if (id)
@@ -349,7 +343,7 @@ int cn_store_intent_done(cn_store *s, int64_t id, int64_t now_ms, const char *re
                              id);
     if (s->readonly)
         return refuse_readonly(s, "mark an intent acted on", err, errlen);
-    int rc = begin(s, false);
+    int rc = cn_store_begin(s, false);
     if (rc != SQLITE_OK)
         return cn_store_fail_db(s, err, errlen, rc, "could not mark intent #%" PRId64 " in '%s'",
                                 id, s->path);
@@ -373,7 +367,7 @@ int cn_store_intent_done(cn_store *s, int64_t id, int64_t now_ms, const char *re
     if (rc == SQLITE_OK)
         rc = cn_store_run(u);
     if (rc == SQLITE_OK)
-        rc = cn_store_run(s->st[ST_COMMIT]);
+        rc = cn_store_commit(s);
     if (rc != SQLITE_OK)
         code = write_failed(s, rc, err, errlen, "mark an intent acted on", row.rollout);
     cn_intent_row_free(&row);
@@ -437,7 +431,7 @@ int cn_store_lease_acquire(cn_store *s, const char *id, const cn_lease *me, int6
                              ttl_ms);
     cn_lease held;
     bool found = false;
-    int rc = begin(s, false);
+    int rc = cn_store_begin(s, false);
     if (rc == SQLITE_OK) {
         rc = cn_store_find(s, id);
         sqlite3_reset(s->st[ST_FIND]);
@@ -478,7 +472,7 @@ int cn_store_lease_acquire(cn_store *s, const char *id, const cn_lease *me, int6
     if (rc == SQLITE_OK)
         rc = cn_store_run(p);
     if (rc == SQLITE_OK)
-        rc = cn_store_run(s->st[ST_COMMIT]);
+        rc = cn_store_commit(s);
     if (rc != SQLITE_OK)
         return write_failed(s, rc, err, errlen, "take the lease", id);
     if (current && found)
@@ -495,7 +489,7 @@ int cn_store_lease_renew(cn_store *s, const char *id, const char *holder, int64_
         return refuse_readonly(s, "renew a lease", err, errlen);
     /* A heartbeat announces nothing: lost in a power cut, it only lets a
      * takeover come a little sooner. */
-    int rc = begin(s, true);
+    int rc = cn_store_begin(s, true);
     sqlite3_stmt *u = s->st[ST_LEASE_RENEW];
     if (rc == SQLITE_OK)
         rc = cn_store_bind_text(u, 1, id);
@@ -520,7 +514,7 @@ int cn_store_lease_renew(cn_store *s, const char *id, const char *holder, int64_
                              id, holder, who);
     }
     if (rc == SQLITE_OK)
-        rc = cn_store_run(s->st[ST_COMMIT]);
+        rc = cn_store_commit(s);
     return rc == SQLITE_OK ? CN_OK : write_failed(s, rc, err, errlen, "renew the lease", id);
 }
 
@@ -531,7 +525,7 @@ int cn_store_lease_release(cn_store *s, const char *id, const char *holder, char
         return cn_store_fail(err, errlen, CN_EINVAL, "no store, rollout id or holder");
     if (s->readonly)
         return refuse_readonly(s, "release a lease", err, errlen);
-    int rc = begin(s, false);
+    int rc = cn_store_begin(s, false);
     sqlite3_stmt *d = s->st[ST_LEASE_RELEASE];
     if (rc == SQLITE_OK)
         rc = cn_store_bind_text(d, 1, id);
@@ -540,7 +534,7 @@ int cn_store_lease_release(cn_store *s, const char *id, const char *holder, char
     if (rc == SQLITE_OK)
         rc = cn_store_run(d);
     if (rc == SQLITE_OK)
-        rc = cn_store_run(s->st[ST_COMMIT]);
+        rc = cn_store_commit(s);
     return rc == SQLITE_OK ? CN_OK : write_failed(s, rc, err, errlen, "release the lease", id);
 }
 

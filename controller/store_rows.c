@@ -53,9 +53,7 @@ int cn_store_create(cn_store *s, const cn_rollout_row *row, char *err, size_t er
     int code = check_row(row, err, errlen);
     if (code)
         return code;
-    int rc = cn_store_sync(s, false);
-    if (rc == SQLITE_OK)
-        rc = cn_store_run(s->st[ST_BEGIN]);
+    int rc = cn_store_begin(s, false);
     if (rc == SQLITE_OK) {
         rc = cn_store_find(s, row->id);
         if (rc == SQLITE_ROW) {
@@ -116,7 +114,7 @@ int cn_store_create(cn_store *s, const cn_rollout_row *row, char *err, size_t er
     if (rc == SQLITE_OK)
         rc = cn_store_run(st);
     if (rc == SQLITE_OK)
-        rc = cn_store_run(s->st[ST_COMMIT]);
+        rc = cn_store_commit(s);
     if (rc == SQLITE_OK)
         return CN_OK;
     code = cn_store_fail_db(s, err, errlen, rc, "could not create rollout '%s' in '%s'", row->id,
@@ -312,11 +310,15 @@ static int end_attempt(cn_store *s, const char *id, const cn_store_event *ev,
     return rc == SQLITE_OK ? cn_store_run(e) : rc;
 }
 
-/* Hashes the event into link (index, seq and prev already read). */
-static int chain(const char *id, const cn_store_event *ev, chain_link *link)
+/* Hashes the event into link (index, seq and prev already read); data is
+ * ev's parsed, or NULL to parse it here. */
+static int chain(const char *id, const cn_store_event *ev, json_t *data, chain_link *link)
 {
     char *canonical = NULL;
-    int code = cn_audit_canonical(id, link->attempt, link->index, link->seq, ev, &canonical);
+    int code = data ? cn_audit_canonical_parsed(id, link->attempt, link->index, link->seq, ev,
+                                                data, &canonical)
+                    : cn_audit_canonical(id, link->attempt, link->index, link->seq, ev,
+                                         &canonical);
     if (!code)
         code = cn_audit_hash(link->prev, canonical, link->hash);
     free(canonical);
@@ -362,9 +364,9 @@ int cn_store_write_event(cn_store *s, const char *id, const cn_store_event *ev,
     int code = check_event(s, id, ev, err, errlen);
     if (code)
         return code;
-    int rc = cn_store_sync(s, ev->evidence_only);
-    if (rc == SQLITE_OK)
-        rc = cn_store_run(s->st[ST_BEGIN]);
+    if (s->defer && ev->evidence_only && st)
+        return cn_store_hold(s, id, ev, err, errlen);
+    int rc = cn_store_begin(s, ev->evidence_only);
     chain_link link;
     if (rc == SQLITE_OK) {
         rc = chain_head(s, id, &link);
@@ -378,7 +380,7 @@ int cn_store_write_event(cn_store *s, const char *id, const cn_store_event *ev,
             rc = SQLITE_OK;
     }
     if (rc == SQLITE_OK) {
-        code = chain(id, ev, &link);
+        code = chain(id, ev, NULL, &link);
         if (code) {
             cn_store_rollback(s);
             return code == CN_EINVAL
@@ -399,7 +401,7 @@ int cn_store_write_event(cn_store *s, const char *id, const cn_store_event *ev,
     if (rc == SQLITE_OK && st && st->exit_code != -1)
         rc = end_attempt(s, id, ev, st);
     if (rc == SQLITE_OK)
-        rc = cn_store_run(s->st[ST_COMMIT]);
+        rc = cn_store_commit(s);
     if (rc == SQLITE_OK) {
         if (seq)
             *seq = link.seq;
@@ -409,6 +411,22 @@ int cn_store_write_event(cn_store *s, const char *id, const cn_store_event *ev,
                                 ev->type, id, s->path);
     cn_store_rollback(s);
     return code;
+}
+
+int cn_store_append_held(cn_store *s, const cn_store_held *h)
+{
+    chain_link link;
+    int rc = chain_head(s, h->id, &link);
+    if (rc == SQLITE_DONE)
+        return SQLITE_NOTFOUND;
+    if (rc != SQLITE_ROW)
+        return rc;
+    /* The data parsed when it was held, so this cannot find it wrong. */
+    int code = chain(h->id, &h->ev, h->data ? h->data : json_null(), &link);
+    if (code)
+        return code == CN_ENOMEM ? SQLITE_NOMEM : SQLITE_ERROR;
+    rc = set_chain(s, h->id, &link);
+    return rc == SQLITE_OK ? append(s, h->id, &h->ev, &link) : rc;
 }
 
 int cn_store_events(cn_store *s, const char *id, cn_store_event_fn fn, void *ctx, char *err,

@@ -15,6 +15,9 @@
  * is in, one measurement each; ARM_TIMER
  * sets the single decision timer; FINISH stops everything and reports the
  * exit code. Several engines may share one loop, http client and store.
+ * With a deferring store (store.h) measurements are held, and the engine
+ * that held one flushes within CN_STORE_FLUSH_MS; a failed flush stops it
+ * as a failed record does, and finishing flushes what is still held.
  *
  * Operators: every second the engine reads the rollout's intents not yet
  * acted on (canary approve|pause|resume|promote|abort), checks the user

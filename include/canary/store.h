@@ -48,7 +48,8 @@ int cn_store_open(cn_store **out, const char *path, char *err, size_t errlen);
  * (cn_store_create, cn_store_record and those below) is refused with
  * CN_EINVAL; reads, also of intents and the lease, work. */
 int cn_store_open_readonly(cn_store **out, const char *path, char *err, size_t errlen);
-/* Closes s (NULL is fine). */
+/* Closes s (NULL is fine), writing the evidence it holds first when it can;
+ * flush before to know whether that worked. */
 void cn_store_close(cn_store *s);
 
 /* A rollout as stored. Strings are owned by the caller when writing, and by
@@ -133,6 +134,33 @@ typedef struct cn_store_state {
  * weight is not finite. On any failure nothing is written. */
 int cn_store_record(cn_store *s, const char *id, const cn_store_event *ev,
                     const cn_store_state *st, int64_t *seq, char *err, size_t errlen);
+
+/* ---- evidence held back ----------------------------------------------------
+ * A deferring store (cn_store_defer_evidence) holds evidence_only events in
+ * memory instead of committing each one: cn_store_record checks the event
+ * (its data must be JSON), holds a copy and returns CN_OK (seq, unknown
+ * yet, is -1). The held events are written in the order recorded, in one
+ * transaction, by the next write of this connection, before what it
+ * writes (so a decision's durable commit carries the measurements before
+ * it), or by cn_store_flush(). A driver flushes within CN_STORE_FLUSH_MS of
+ * holding, so readers in other processes (status, watch) see a measurement
+ * that late at most; more than CN_STORE_MAX_HELD held events are flushed
+ * at once. What a crash loses is held evidence only, which announced
+ * nothing: a resumed rollout bakes that stretch again. A failed write keeps
+ * them held and is retried by the next; a rollout that no longer exists is
+ * found only then. Reads on this connection see held events only after a
+ * flush. Why: one transaction per measurement was a third of the CPU of a
+ * poll (docs/benchmarks.md). */
+#define CN_STORE_FLUSH_MS 100
+#define CN_STORE_MAX_HELD 512
+
+/* Turns holding on or off; turning it off flushes first (its result). */
+int cn_store_defer_evidence(cn_store *s, bool on, char *err, size_t errlen);
+/* Writes what is held, in one transaction without waiting for the disk.
+ * CN_OK (also with nothing held); on failure the events stay held. */
+int cn_store_flush(cn_store *s, char *err, size_t errlen);
+/* How many events are held. */
+size_t cn_store_held_count(const cn_store *s);
 
 /* Calls fn for each event of rollout id (all attempts) in order; stops early,
  * returning CN_OK, when fn returns non-zero. The strings are valid during

@@ -273,6 +273,7 @@ typedef struct result {
     size_t decisions;
     double rss_start_per, rss_end_per; /* KiB per rollout */
     double store_cpu_us, store_wall_us;  /* one cn_store_record */
+    double alone_cpu_us, held_cpu_us;    /* one measurement: its own commit, or held */
 } result;
 
 #define STORE_RECORDS 500
@@ -304,6 +305,35 @@ static void store_cost(cn_store *s, double *cpu_us, double *wall_us)
     *cpu_us = (cpu_seconds() - c0) * 1e6 / STORE_RECORDS;
 }
 
+/* What one measurement costs the store, each committed alone and held
+ * (a flush every 90, as 900 polls a second give in CN_STORE_FLUSH_MS),
+ * across the rollouts as the engine writes them. */
+static void measurement_cost(cn_store *s, double *alone_us, double *held_us)
+{
+    cn_store_event ev = {
+        .type = "measurement", .actor = "canary", .evidence_only = true,
+        .detail = "stage 1: error_rate: pass: 0.001 within [-, 0.05]",
+        .data_json = "{\"metric\":\"error_rate\",\"outcome\":\"pass\",\"value\":0.001,"
+                     "\"max\":0.050000000000000003}"};
+    cn_store_state st = {.state = "progressing", .stage = 1, .weight = 0.05, .exit_code = -1};
+    for (int held = 0; held < 2; held++) {
+        double *out = held ? held_us : alone_us;
+        *out = NAN;
+        if (cn_store_defer_evidence(s, held, NULL, 0) != CN_OK)
+            return;
+        double c0 = cpu_seconds();
+        for (int i = 0; i < 9 * STORE_RECORDS; i++) {
+            char id[16];
+            snprintf(id, sizeof id, "ok-%04d", (i % 90) * 10);
+            ev.time_ms = 1700000000000 + i;
+            if (cn_store_record(s, id, &ev, &st, NULL, NULL, 0) != CN_OK ||
+                (held && i % 90 == 89 && cn_store_flush(s, NULL, 0) != CN_OK))
+                return;
+        }
+        *out = (cpu_seconds() - c0) * 1e6 / (9 * STORE_RECORDS);
+    }
+}
+
 static int run_rollouts(int port, const char *base, uint64_t window_ms, result *res)
 {
     static bench b; /* large: keep it off the stack */
@@ -316,7 +346,8 @@ static int run_rollouts(int port, const char *base, uint64_t window_ms, result *
     snprintf(db, sizeof db, "%s/state.db", dir);
     setup_policy(&b, port);
     if (uv_loop_init(&b.loop) != 0 || cn_http_new(&b.http, &b.loop) != CN_OK ||
-        cn_store_open(&b.store, db, err, sizeof err) != CN_OK || create_rows(&b) != 0) {
+        cn_store_open(&b.store, db, err, sizeof err) != CN_OK || create_rows(&b) != 0 ||
+        cn_store_defer_evidence(b.store, true, err, sizeof err) != CN_OK) {
         fprintf(stderr, "bench_engine: set-up failed %s\n", err);
         return -1;
     }
@@ -330,6 +361,8 @@ static int run_rollouts(int port, const char *base, uint64_t window_ms, result *
     int loop_rc = uv_loop_close(&b.loop);
     double store_cpu = NAN, store_wall = NAN;
     store_cost(b.store, &store_cpu, &store_wall);
+    double alone_cpu = NAN, held_cpu = NAN;
+    measurement_cost(b.store, &alone_cpu, &held_cpu);
     cn_store_close(b.store);
     remove_store(dir);
 
@@ -346,7 +379,8 @@ static int run_rollouts(int port, const char *base, uint64_t window_ms, result *
                     .max_ms = n ? lat[n - 1] : NAN, .decisions = n,
                     .rss_start_per = (double)(b.rss_started - b.rss_before) / ROLLOUTS,
                     .rss_end_per = (double)(b.rss_end - b.rss_before) / ROLLOUTS,
-                    .store_cpu_us = store_cpu, .store_wall_us = store_wall};
+                    .store_cpu_us = store_cpu, .store_wall_us = store_wall,
+                    .alone_cpu_us = alone_cpu, .held_cpu_us = held_cpu};
     if (b.failed || loop_rc != 0 || n != ROLLOUTS / BAD_EVERY) {
         fprintf(stderr, "bench_engine: the run went wrong (%zu decisions, loop %d)\n", n,
                 loop_rc);
@@ -462,6 +496,9 @@ static void print_run(const char *where, const result *r)
            "store commit alone: CPU %.1f us, wall %.1f us\n",
            (unsigned long long)r->polls, r->seconds, r->polls_per_s, r->cpu_per_poll_us,
            r->store_cpu_us, r->store_wall_us);
+    printf("    (b) one measurement's store CPU: %.1f us committed alone, %.1f us held "
+           "(a flush every 90)\n",
+           r->alone_cpu_us, r->held_cpu_us);
 }
 
 int main(void)

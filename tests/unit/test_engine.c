@@ -88,6 +88,11 @@ struct harness {
     uint64_t shutdown_after_ms; /* > 0: shutdown this long after stage 1 is applied */
     bool shutdown_detach;
     bool create_row;            /* false: the store has no row for the rollout */
+    bool defer;                 /* the store holds measurements (store.h) */
+    uv_timer_t sampler;         /* defer: watches how long measurements stay held */
+    uint64_t held_since, held_longest; /* uv_now when something was first held; ms */
+    size_t held_last;
+    bool seen_held;
     const char *fail_trigger;   /* SQL condition on NEW for a trigger refusing events */
     metric_fn metric;
     /* NULL: on_reading; a test may wrap it */
@@ -166,6 +171,8 @@ static void close_all(harness *h)
         return;
     h->closed = true;
     uv_close((uv_handle_t *)&h->watchdog, NULL);
+    if (h->defer)
+        uv_close((uv_handle_t *)&h->sampler, NULL);
     if (h->later_used)
         uv_close((uv_handle_t *)&h->later, NULL);
     cn_engine_close(h->engine);
@@ -293,6 +300,26 @@ static void install_trigger(harness *h)
     assert_int_equal(rc, SQLITE_OK);
 }
 
+/* Every 5 ms: how long the store has held measurements without writing. */
+static void on_sampler(uv_timer_t *t)
+{
+    harness *h = t->data;
+    uint64_t now = uv_now(&h->loop);
+    size_t held = cn_store_held_count(h->store);
+    /* Fewer than at the last look: a flush came in between, and what is
+     * held now came after it. */
+    if (held < h->held_last)
+        h->held_since = 0;
+    h->held_last = held;
+    if (held == 0)
+        return;
+    h->seen_held = true;
+    if (!h->held_since)
+        h->held_since = now;
+    if (now - h->held_since > h->held_longest)
+        h->held_longest = now - h->held_since;
+}
+
 /* Opens the store (with the rollout row unless told not to), starts the
  * engine and runs the loop until everything is closed. */
 static void harness_run(harness *h)
@@ -309,6 +336,12 @@ static void harness_run(harness *h)
     }
     if (h->fail_trigger)
         install_trigger(h);
+    if (h->defer) {
+        assert_int_equal(cn_store_defer_evidence(h->store, true, err, sizeof err), CN_OK);
+        uv_timer_init(&h->loop, &h->sampler);
+        h->sampler.data = h;
+        uv_timer_start(&h->sampler, on_sampler, 5, 5);
+    }
     uv_timer_init(&h->loop, &h->watchdog);
     h->watchdog.data = h;
     uv_timer_start(&h->watchdog, on_watchdog, WATCHDOG_MS, 0);
@@ -818,6 +851,51 @@ static void test_store_failing_attempt_stops(void **state)
 
 /* ---- shutdown ----------------------------------------------------------- */
 
+/* A store that holds measurements: the same log as one that writes each,
+ * none held longer than about CN_STORE_FLUSH_MS, nothing held at the end. */
+static void test_held_measurements_are_written(void **state)
+{
+    (void)state;
+    harness h;
+    harness_init(&h, metric_healthy);
+    h.defer = true;
+    h.plan.stages[0].bake_ms = 600; /* several flushes while it bakes */
+    harness_run(&h);
+
+    assert_int_equal(h.exit_code, 0);
+    assert_true(h.seen_held);
+    if (h.held_longest > CN_STORE_FLUSH_MS + 60)
+        print_error("measurements held for %llu ms\n", (unsigned long long)h.held_longest);
+    assert_true(h.held_longest <= CN_STORE_FLUSH_MS + 60);
+    assert_int_equal(cn_store_held_count(h.store), 0);
+    assert_true(count_events(&h, "measurement") >= 30);
+    assert_store_matches(&h);
+    assert_row(&h, "completed", 0, 1.0);
+    harness_free(&h);
+}
+
+/* Held measurements that cannot be written stop the rollout as a failed
+ * record does: it rolls back and exits 1. */
+static void test_held_measurements_failing_stops(void **state)
+{
+    (void)state;
+    harness h;
+    harness_init(&h, metric_healthy);
+    h.defer = true;
+    h.plan.stages[0].bake_ms = 2000;
+    h.fail_trigger = "NEW.type = 'measurement'";
+    harness_run(&h);
+
+    assert_int_equal(h.exit_code, 1);
+    static const char *const actions[] = {"advance", "rollback"};
+    static const unsigned stages[] = {1, 0};
+    static const double weights[] = {10, 0};
+    assert_calls(&h, actions, stages, weights, 2);
+    assert_int_equal(count_events(&h, "promoted"), 0);
+    assert_string_equal(h.events[h.nevents - 1].type, "rolled_back");
+    harness_free(&h);
+}
+
 static void test_shutdown_during_bake_rolls_back(void **state)
 {
     (void)state;
@@ -990,6 +1068,8 @@ int main(void)
         cmocka_unit_test(test_store_failing_promotion_does_not_advance),
         cmocka_unit_test(test_store_failing_actuator_call_does_not_advance),
         cmocka_unit_test(test_store_failing_attempt_stops),
+        cmocka_unit_test(test_held_measurements_are_written),
+        cmocka_unit_test(test_held_measurements_failing_stops),
         cmocka_unit_test(test_shutdown_during_bake_rolls_back),
         cmocka_unit_test(test_shutdown_detach_leaves_the_canary),
         cmocka_unit_test(test_slow_provider_is_not_polled_twice),

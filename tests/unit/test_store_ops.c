@@ -5,7 +5,10 @@
  * in id order until acted on, and are acted on once; the lease is taken
  * when free, own, stale or held by a known-dead holder, and refused
  * otherwise. After notes and attempts cn_store_audit_verify still finds
- * every chain intact. Each test gets a fresh directory under /tmp. */
+ * every chain intact. Evidence a deferring store holds is seen by nobody
+ * until flushed, then in order and chained; the next write of any kind
+ * carries it, a failed one keeps it held. Each test gets a fresh
+ * directory under /tmp. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -786,6 +789,152 @@ static void test_lease_on_readonly(void **state)
     cn_store_close(s);
 }
 
+/* ---- evidence held back ---------------------------------------------------- */
+
+static int measure(cn_store *s, const char *id, int64_t t, const char *data, char *err,
+                   size_t errlen)
+{
+    cn_store_event ev = {.time_ms = t, .type = "measurement", .actor = "canary",
+                         .detail = "error_rate: pass", .data_json = data,
+                         .evidence_only = true};
+    cn_store_state st = {.state = "progressing", .stage = 1, .weight = 0.05, .exit_code = -1};
+    return cn_store_record(s, id, &ev, &st, NULL, err, errlen);
+}
+
+static long long events_of(const char *path, const char *id)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM events WHERE rollout = '%s'", id);
+    return raw_int(path, sql);
+}
+
+static void test_held_until_flushed(void **state)
+{
+    const char *path = db_path(state);
+    cn_store *s = open_ok(path);
+    create(s, ID);
+    create(s, "cart-v3");
+    char err[512] = "";
+    assert_int_equal(cn_store_defer_evidence(s, true, err, sizeof err), CN_OK);
+    assert_int_equal(measure(s, ID, 2000, "{\"value\":0.01}", err, sizeof err), CN_OK);
+    assert_int_equal(measure(s, "cart-v3", 2001, NULL, err, sizeof err), CN_OK);
+    assert_int_equal(measure(s, ID, 2002, "{\"value\":0.02}", err, sizeof err), CN_OK);
+    /* Held: another connection sees none of them yet. */
+    assert_int_equal(cn_store_held_count(s), 3);
+    assert_int_equal(events_of(path, ID), 0);
+    assert_int_equal(cn_store_flush(s, err, sizeof err), CN_OK);
+    assert_int_equal(cn_store_held_count(s), 0);
+    assert_int_equal(events_of(path, ID), 2);
+    assert_int_equal(events_of(path, "cart-v3"), 1);
+    /* In the order recorded, across rollouts, and chained. */
+    assert_int_equal(raw_int(path, "SELECT min(time_ms) FROM events WHERE seq = "
+                                   "(SELECT max(seq) FROM events)"),
+                     2002);
+    assert_int_equal(expect_intact(path), 3);
+    /* Evidence leaves the state alone, held or not. */
+    assert_int_equal(raw_int(path, "SELECT updated_ms FROM rollouts WHERE id = '" ID "'"), 1000);
+    assert_int_equal(cn_store_flush(s, err, sizeof err), CN_OK); /* nothing held: fine */
+    cn_store_close(s);
+}
+
+/* A decision's durable commit carries the measurements held before it,
+ * in one transaction, first. */
+static void test_held_written_before_a_decision(void **state)
+{
+    const char *path = db_path(state);
+    cn_store *s = open_ok(path);
+    create(s, ID);
+    char err[512] = "";
+    assert_int_equal(cn_store_defer_evidence(s, true, err, sizeof err), CN_OK);
+    assert_int_equal(measure(s, ID, 2000, "{\"value\":0.01}", err, sizeof err), CN_OK);
+    assert_int_equal(measure(s, ID, 2001, "{\"value\":0.09}", err, sizeof err), CN_OK);
+    record(s, ID, "rolling_back", "rolling_back", 1, 0.05, -1, 2002);
+    assert_int_equal(cn_store_held_count(s), 0);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM events WHERE type = 'measurement' AND "
+                                   "seq < (SELECT seq FROM events WHERE type = 'rolling_back')"),
+                     2);
+    assert_int_equal(raw_int(path, "SELECT updated_ms FROM rollouts WHERE id = '" ID "'"), 2002);
+    /* A durable record is never held. */
+    assert_int_equal(synchronous_of(s), 2);
+    assert_int_equal(expect_intact(path), 3);
+    cn_store_close(s);
+}
+
+/* Whatever write comes next carries them, also a lease's heartbeat; a
+ * write that fails keeps them held. */
+static void test_held_survive_a_failed_write(void **state)
+{
+    const char *path = db_path(state);
+    cn_store *s = open_ok(path);
+    create(s, ID);
+    char err[512] = "";
+    assert_int_equal(cn_store_defer_evidence(s, true, err, sizeof err), CN_OK);
+    assert_int_equal(measure(s, ID, 2000, NULL, err, sizeof err), CN_OK);
+    /* Nobody holds the lease: the heartbeat is refused and rolled back. */
+    assert_int_equal(cn_store_lease_renew(s, ID, "hostA:1:1", 3000, err, sizeof err), CN_EBUSY);
+    assert_int_equal(cn_store_held_count(s), 1);
+    assert_int_equal(events_of(path, ID), 0);
+    assert_int_equal(cn_store_intent_add(s, ID, "pause", "bob", NULL, 3001, NULL, err,
+                                         sizeof err),
+                     CN_OK);
+    assert_int_equal(cn_store_held_count(s), 0);
+    assert_int_equal(events_of(path, ID), 1);
+    cn_store_close(s);
+}
+
+static void test_held_refusals(void **state)
+{
+    const char *path = db_path(state);
+    cn_store *s = open_ok(path);
+    create(s, ID);
+    char err[512] = "";
+    assert_int_equal(cn_store_defer_evidence(s, true, err, sizeof err), CN_OK);
+    /* Data that is not JSON is refused when held, as when written. */
+    assert_int_equal(measure(s, ID, 2000, "{not json", err, sizeof err), CN_EINVAL);
+    assert_non_null(strstr(err, "not JSON"));
+    assert_int_equal(cn_store_held_count(s), 0);
+    /* A rollout that is not there is found when written: the write fails,
+     * names it, and keeps the events held. */
+    assert_int_equal(measure(s, "ghost", 2001, NULL, err, sizeof err), CN_OK);
+    err[0] = '\0';
+    assert_int_equal(cn_store_flush(s, err, sizeof err), CN_ENOTFOUND);
+    assert_non_null(strstr(err, "'ghost'"));
+    assert_int_equal(cn_store_held_count(s), 1);
+    cn_store_held_free(s);
+    /* Turning holding off writes what is held. */
+    assert_int_equal(measure(s, ID, 2002, NULL, err, sizeof err), CN_OK);
+    assert_int_equal(cn_store_defer_evidence(s, false, err, sizeof err), CN_OK);
+    assert_int_equal(events_of(path, ID), 1);
+    assert_int_equal(measure(s, ID, 2003, NULL, err, sizeof err), CN_OK);
+    assert_int_equal(cn_store_held_count(s), 0);
+    assert_int_equal(events_of(path, ID), 2);
+    cn_store_close(s);
+    cn_store *r = open_readonly_ok(path);
+    assert_int_equal(cn_store_defer_evidence(r, true, err, sizeof err), CN_EINVAL);
+    cn_store_close(r);
+}
+
+/* Closing writes what is held; past CN_STORE_MAX_HELD they are written at
+ * once. */
+static void test_held_written_at_close_and_when_many(void **state)
+{
+    const char *path = db_path(state);
+    cn_store *s = open_ok(path);
+    create(s, ID);
+    char err[512] = "";
+    assert_int_equal(cn_store_defer_evidence(s, true, err, sizeof err), CN_OK);
+    for (int i = 0; i < CN_STORE_MAX_HELD; i++)
+        assert_int_equal(measure(s, ID, 2000 + i, NULL, err, sizeof err), CN_OK);
+    assert_int_equal(cn_store_held_count(s), CN_STORE_MAX_HELD);
+    assert_int_equal(measure(s, ID, 9000, NULL, err, sizeof err), CN_OK);
+    assert_int_equal(cn_store_held_count(s), 0);
+    assert_int_equal(events_of(path, ID), CN_STORE_MAX_HELD + 1);
+    assert_int_equal(measure(s, ID, 9001, NULL, err, sizeof err), CN_OK);
+    cn_store_close(s);
+    assert_int_equal(events_of(path, ID), CN_STORE_MAX_HELD + 2);
+    assert_int_equal(expect_intact(path), CN_STORE_MAX_HELD + 2);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -805,6 +954,11 @@ int main(void)
         T(test_lease_busy_expired_dead),
         T(test_lease_renew_and_release),
         T(test_lease_on_readonly),
+        T(test_held_until_flushed),
+        T(test_held_written_before_a_decision),
+        T(test_held_survive_a_failed_write),
+        T(test_held_refusals),
+        T(test_held_written_at_close_and_when_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
