@@ -20,6 +20,8 @@ static void held_release(cn_store_held *h)
 /* Drops the first n held events (written and committed). */
 static void drop_written(cn_store *s, size_t n)
 {
+    if (n == 0)
+        return;
     for (size_t i = 0; i < n; i++)
         held_release(&s->held[i]);
     memmove(s->held, s->held + n, (s->held_count - n) * sizeof *s->held);
