@@ -149,13 +149,34 @@ static void flush_held(cn_engine *e)
     store_failure(e);
 }
 
+static void on_flush_timer(uv_timer_t *t);
+
+/* The store's flush is due CN_STORE_FLUSH_MS after the oldest event it
+ * holds, whichever engine holds it: each engine that held one keeps a
+ * timer for that moment, and the first to reach it writes them all, so
+ * that a thousand rollouts share one commit instead of each flushing its
+ * own CN_STORE_FLUSH_MS later. */
+static void arm_flush(cn_engine *e)
+{
+    int64_t since = cn_store_held_since(e->cfg.store);
+    if (since < 0 || e->finished)
+        return;
+    int64_t wait = since + CN_STORE_FLUSH_MS - wall_ms();
+    uv_timer_start(&e->flush_timer, on_flush_timer, wait > 0 ? (uint64_t)wait : 0, 0);
+}
+
 /* A failure here is acted on at the rollout's next step, as one of a
  * record made outside a step. */
 static void on_flush_timer(uv_timer_t *t)
 {
     cn_engine *e = t->data;
-    if (!e->finished)
+    int64_t since = cn_store_held_since(e->cfg.store);
+    if (e->finished || since < 0)
+        return;
+    if (wall_ms() - since >= CN_STORE_FLUSH_MS)
         flush_held(e);
+    else
+        arm_flush(e); /* written meanwhile; what is held now is younger */
 }
 
 /* Writes one event with the rollout's state after it. When the store
@@ -186,9 +207,8 @@ static void record(cn_engine *e, const char *type, const char *actor, const char
     free(machine);
     /* A deferring store held it: written within CN_STORE_FLUSH_MS, by the
      * next record of any rollout or by this timer. */
-    if (ok && evidence && cn_store_held_count(e->cfg.store) > 0 &&
-        !uv_is_active((uv_handle_t *)&e->flush_timer))
-        uv_timer_start(&e->flush_timer, on_flush_timer, CN_STORE_FLUSH_MS, 0);
+    if (ok && evidence && !uv_is_active((uv_handle_t *)&e->flush_timer))
+        arm_flush(e);
     if (!ok) {
         /* Keep the store's reason where a person will look for it. */
         char why[640];
@@ -927,7 +947,7 @@ static void on_operator_tick(uv_timer_t *t)
     /* Intents come from other connections: nothing committed elsewhere
      * since the last look, nothing to read (a thousand rollouts would
      * otherwise query the table a thousand times a second). */
-    int64_t version = cn_store_data_version(e->cfg.store);
+    int64_t version = cn_store_data_version(e->cfg.store, now);
     if (version >= 0 && version == e->data_version)
         return;
     e->data_version = version;

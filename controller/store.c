@@ -495,6 +495,7 @@ static int open_store(cn_store **out, const char *path, bool readonly, char *err
         return cn_store_fail(err, errlen, CN_ENOMEM, "out of memory");
     s->readonly = readonly;
     s->path = strdup(path);
+    s->version = -1;
     if (!s->path) {
         code = cn_store_fail(err, errlen, CN_ENOMEM, "out of memory");
         goto fail;
@@ -547,12 +548,16 @@ void cn_store_close(cn_store *s)
     free(s);
 }
 
-int64_t cn_store_data_version(cn_store *s)
+int64_t cn_store_data_version(cn_store *s, int64_t now_ms)
 {
     sqlite3_stmt *st = s && s->st[ST_DATA_VERSION] ? s->st[ST_DATA_VERSION] : NULL;
     if (!st)
         return -1;
+    if (s->version >= 0 && now_ms >= s->version_ms && now_ms - s->version_ms < CN_STORE_VERSION_MS)
+        return s->version;
     int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sqlite3_reset(st);
+    s->version = v;
+    s->version_ms = now_ms;
     return v;
 }

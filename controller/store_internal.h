@@ -65,6 +65,8 @@ struct cn_store {
                       prepared (ST_FIND, ST_GET, ST_INTENT_GET, ST_INTENTS_PENDING,
                       ST_LEASE_GET) */
     int schema;    /* the file's user_version: 1 only when read-only */
+    int64_t version, version_ms; /* cn_store_data_version's last read, and when;
+                                    version -1: none yet */
     bool defer;    /* cn_store_defer_evidence: evidence is held back */
     cn_store_held *held; /* in the order recorded */
     size_t held_count, held_cap;

@@ -42,6 +42,11 @@ size_t cn_store_held_count(const cn_store *s)
     return s ? s->held_count : 0;
 }
 
+int64_t cn_store_held_since(const cn_store *s)
+{
+    return s && s->held_count ? s->held[0].ev.time_ms : -1;
+}
+
 /* Writes every held event not yet written by this transaction. */
 static int write_held(cn_store *s)
 {

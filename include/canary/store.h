@@ -151,7 +151,7 @@ int cn_store_record(cn_store *s, const char *id, const cn_store_event *ev,
  * found only then. Reads on this connection see held events only after a
  * flush. Why: one transaction per measurement was a third of the CPU of a
  * poll (docs/benchmarks.md). */
-#define CN_STORE_FLUSH_MS 100
+#define CN_STORE_FLUSH_MS 50
 #define CN_STORE_MAX_HELD 512
 
 /* Turns holding on or off; turning it off flushes first (its result). */
@@ -161,6 +161,9 @@ int cn_store_defer_evidence(cn_store *s, bool on, char *err, size_t errlen);
 int cn_store_flush(cn_store *s, char *err, size_t errlen);
 /* How many events are held. */
 size_t cn_store_held_count(const cn_store *s);
+/* The time_ms of the oldest event held, or -1 when none is: the flush of
+ * many rollouts sharing the store is due CN_STORE_FLUSH_MS after it. */
+int64_t cn_store_held_since(const cn_store *s);
 
 /* Calls fn for each event of rollout id (all attempts) in order; stops early,
  * returning CN_OK, when fn returns non-zero. The strings are valid during
@@ -247,8 +250,11 @@ int cn_store_intent_get(cn_store *s, int64_t id, cn_intent_row *row, char *err, 
 /* A number that changes whenever another connection (another process, an
  * operator's command) commits to the database, and only then: a cheap
  * "anything new?" before reading intents. -1 when it cannot be read
- * (then read anyway). */
-int64_t cn_store_data_version(cn_store *s);
+ * (then read anyway). Read at most once per CN_STORE_VERSION_MS of now_ms
+ * (wall clock); in between, the last value read: rollouts sharing the
+ * store ask every second each, and each read takes SQLite's locks. */
+#define CN_STORE_VERSION_MS 100
+int64_t cn_store_data_version(cn_store *s, int64_t now_ms);
 
 /* ---- the lease: one driver per rollout -------------------------------------
  *

@@ -306,7 +306,7 @@ static void store_cost(cn_store *s, double *cpu_us, double *wall_us)
 }
 
 /* What one measurement costs the store, each committed alone and held
- * (a flush every 90, as 900 polls a second give in CN_STORE_FLUSH_MS),
+ * (a flush every 45, as 900 polls a second give in CN_STORE_FLUSH_MS),
  * across the rollouts as the engine writes them. */
 static void measurement_cost(cn_store *s, double *alone_us, double *held_us)
 {
@@ -327,7 +327,7 @@ static void measurement_cost(cn_store *s, double *alone_us, double *held_us)
             snprintf(id, sizeof id, "ok-%04d", (i % 90) * 10);
             ev.time_ms = 1700000000000 + i;
             if (cn_store_record(s, id, &ev, &st, NULL, NULL, 0) != CN_OK ||
-                (held && i % 90 == 89 && cn_store_flush(s, NULL, 0) != CN_OK))
+                (held && i % 45 == 44 && cn_store_flush(s, NULL, 0) != CN_OK))
                 return;
         }
         *out = (cpu_seconds() - c0) * 1e6 / (9 * STORE_RECORDS);
@@ -497,7 +497,7 @@ static void print_run(const char *where, const result *r)
            (unsigned long long)r->polls, r->seconds, r->polls_per_s, r->cpu_per_poll_us,
            r->store_cpu_us, r->store_wall_us);
     printf("    (b) one measurement's store CPU: %.1f us committed alone, %.1f us held "
-           "(a flush every 90)\n",
+           "(a flush every 45)\n",
            r->alone_cpu_us, r->held_cpu_us);
 }
 

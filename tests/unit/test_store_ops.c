@@ -789,6 +789,29 @@ static void test_lease_on_readonly(void **state)
     cn_store_close(s);
 }
 
+/* The version moves only with another connection's commit, and is read
+ * at most once per CN_STORE_VERSION_MS. */
+static void test_data_version(void **state)
+{
+    const char *path = db_path(state);
+    cn_store *s = open_ok(path);
+    create(s, ID);
+    cn_store *other = open_ok(path);
+    int64_t v = cn_store_data_version(s, 1000);
+    assert_true(v >= 0);
+    record(s, ID, "stage_applied", "progressing", 1, 0.1, -1, 2000); /* our own commit */
+    assert_int_equal(cn_store_data_version(s, 1000 + CN_STORE_VERSION_MS), v);
+    char err[512] = "";
+    assert_int_equal(cn_store_intent_add(other, ID, "pause", "bob", NULL, 3000, NULL, err,
+                                         sizeof err),
+                     CN_OK);
+    /* Within the window: the last value read. */
+    assert_int_equal(cn_store_data_version(s, 1000 + 2 * CN_STORE_VERSION_MS - 1), v);
+    assert_true(cn_store_data_version(s, 1000 + 2 * CN_STORE_VERSION_MS) != v);
+    cn_store_close(other);
+    cn_store_close(s);
+}
+
 /* ---- evidence held back ---------------------------------------------------- */
 
 static int measure(cn_store *s, const char *id, int64_t t, const char *data, char *err,
@@ -954,6 +977,7 @@ int main(void)
         T(test_lease_busy_expired_dead),
         T(test_lease_renew_and_release),
         T(test_lease_on_readonly),
+        T(test_data_version),
         T(test_held_until_flushed),
         T(test_held_written_before_a_decision),
         T(test_held_survive_a_failed_write),
