@@ -244,6 +244,36 @@ static void test_svg(void **state)
     assert_contains(svg, "3s</text>");
     free(svg);
 
+    /* A burn rate against its factors, a judged metric's score against
+     * marginal and pass. */
+    inputs(f, "name: t\n" PLAN ANALYSIS "  metrics:\n"
+              "    - name: availability\n"
+              "      burn_rate:\n"
+              "        slo: 99.9%\n"
+              "        errors: 'e[{{window}}]'\n"
+              "        total: 't[{{window}}]'\n"
+              "        prometheus: {address: \"" NOWHERE "\"}\n"
+              "    - name: latency\n"
+              "      prometheus: {address: \"" NOWHERE "\", query: 'lat{v=\"{{version}}\"}'}\n"
+              "      judge: mann_whitney\n",
+           CHANGE, "seconds,metric,value,baseline\n0,availability,0.0002,\n0,latency,100,101\n"
+                   "1,latency,102,99\n2,latency,98,100\n");
+    assert_int_equal(simulate(&o, f, "--svg", f->svg, NULL), 0);
+    cn_test_output_free(&o);
+    svg = cn_sc_slurp(f->svg);
+    assert_non_null(svg);
+    assert_true(balanced(svg, "svg", &n));
+    assert_int_equal(cn_test_count(svg, "<g class=\"metric\">"), 2);
+    assert_contains(svg, ">availability (burn rate: x the error budget)</text>");
+    assert_contains(svg, ">latency (judge: the round's score)</text>");
+    /* the workbook's two factors; marginal and pass */
+    assert_int_equal(cn_test_count(svg, "<line class=\"threshold\""), 4);
+    assert_contains(svg, ">factor 14.4</text>");
+    assert_contains(svg, ">factor 6</text>");
+    assert_contains(svg, ">marginal 75</text>");
+    assert_contains(svg, ">pass 95</text>");
+    free(svg);
+
     /* An SVG that cannot be written: exit 1, said so. */
     snprintf(f->svg, sizeof f->svg, "%s/no/such/dir/out.svg", f->dir);
     assert_int_equal(simulate(&o, f, "--svg", f->svg, NULL), 1);
