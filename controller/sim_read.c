@@ -56,6 +56,25 @@ static const cn_trace_series *series_of(const cn_trace *t, long i)
     return s >= 0 && (size_t)s < t->count ? &t->series[s] : NULL;
 }
 
+/* What one piece of a window adds: false for a row reading error. */
+static bool add_piece(const cn_trace_row *row, int64_t ms, double *sum, int64_t *covered)
+{
+    if (row && row->kind == CN_READING_ERROR)
+        return false;
+    if (row && !isnan(row->value)) {
+        *sum += row->value * (double)ms;
+        *covered += ms;
+    }
+    return true;
+}
+
+/* A series of one layer that always holds (no weight_at_least): the
+ * weight does not matter, and its rows are in time order. */
+static bool one_plain_layer(const cn_trace_series *s)
+{
+    return s->count && s->rows[0].min_weight <= 0 && s->rows[s->count - 1].min_weight <= 0;
+}
+
 void cn_trace_window(const cn_trace *t, long i, int64_t from_ms, int64_t to_ms,
                      const cn_sim_step *steps, size_t n, cn_reading *errors,
                      cn_reading *total)
@@ -70,23 +89,39 @@ void cn_trace_window(const cn_trace *t, long i, int64_t from_ms, int64_t to_ms,
      * the integral is a sum over those pieces. */
     double sum = 0;
     int64_t covered = 0;
-    for (int64_t a = from_ms; a < to_ms;) {
-        int64_t b = cn_trace_next_row(s, a), c = next_step(steps, n, a);
-        if (c < b)
-            b = c;
-        if (b > to_ms)
-            b = to_ms;
-        const cn_trace_row *row = cn_trace_at(s, a, cn_sim_weight_at(steps, n, a));
-        if (row && row->kind == CN_READING_ERROR) {
-            set_reading(errors, CN_READING_ERROR, NAN, "the trace says error");
-            set_reading(total, CN_READING_ERROR, NAN, "the trace says error");
-            return;
+    bool ok = true;
+    if (one_plain_layer(s)) {
+        /* The common case, a walk along the rows: the row in force at the
+         * window's start (on equal times the later line), then each row
+         * after it, in turn. */
+        const cn_trace_row *row = cn_trace_at(s, from_ms, 0);
+        size_t k = row ? (size_t)(row - s->rows) + 1 : 0;
+        int64_t a = from_ms;
+        while (ok) {
+            int64_t b = k < s->count && s->rows[k].at_ms < to_ms ? s->rows[k].at_ms : to_ms;
+            if (b > a)
+                ok = add_piece(row, b - a, &sum, &covered);
+            if (b == to_ms)
+                break;
+            row = &s->rows[k++];
+            a = b;
         }
-        if (row && !isnan(row->value)) {
-            sum += row->value * (double)(b - a);
-            covered += b - a;
+    } else {
+        for (int64_t a = from_ms; ok && a < to_ms;) {
+            int64_t b = cn_trace_next_row(s, a), c = next_step(steps, n, a);
+            if (c < b)
+                b = c;
+            if (b > to_ms)
+                b = to_ms;
+            ok = add_piece(cn_trace_at(s, a, cn_sim_weight_at(steps, n, a)), b - a, &sum,
+                           &covered);
+            a = b;
         }
-        a = b;
+    }
+    if (!ok) {
+        set_reading(errors, CN_READING_ERROR, NAN, "the trace says error");
+        set_reading(total, CN_READING_ERROR, NAN, "the trace says error");
+        return;
     }
     if (!covered) {
         set_reading(errors, CN_READING_NODATA, NAN, "the trace has no value in the window");

@@ -238,6 +238,17 @@ static void test_window(void **state)
     assert_int_equal(e.kind, CN_READING_ERROR);
     assert_int_equal(t.kind, CN_READING_ERROR);
     assert_string_equal(t.detail, "the trace says error");
+    cn_trace_window(&w->trace, 0, -5000, -1000, steps, 2, &e, &t);
+    assert_int_equal(t.kind, CN_READING_NODATA);
+    /* on equal times the later line; a window inside one row */
+    load(w, "seconds,metric,value\n0,availability,0.01\n2,availability,0.02\n"
+            "2,availability,0.04\n");
+    cn_trace_window(&w->trace, 0, 1000, 3000, steps, 2, &e, &t);
+    assert_near(e.value, 0.01 + 0.04, 1e-12);
+    cn_trace_window(&w->trace, 0, 500, 1500, steps, 2, &e, &t);
+    assert_near(e.value / t.value, 0.01, 1e-12);
+    cn_trace_window(&w->trace, 0, 5000, 9000, steps, 2, &e, &t);
+    assert_near(e.value / t.value, 0.04, 1e-12);
     /* a metric the trace does not name */
     w->policy.analysis.metric_count = 2;
     w->metrics[1] = (cn_metric){.name = "other"};
