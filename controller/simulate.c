@@ -429,11 +429,19 @@ static void run(sim *s)
 /* ---- exposure and impact ------------------------------------------------- */
 
 /* A burn-rate metric: the share of the canary's requests that fail, when
- * it spends the error budget faster than the SLO allows. */
+ * that ratio, held over both windows of a pair, would fire it: above the
+ * budget times the smallest factor in force. (Above the budget alone
+ * would count every healthy rollout of a service whose old version
+ * already errs more than its SLO allows, where no poll could fail.) */
 static double burn_severity(const cn_burn_rate *b, const cn_reading *canary)
 {
+    size_t n;
+    const cn_burn_window *pairs = cn_burn_pairs(b, &n);
+    double factor = INFINITY;
+    for (size_t i = 0; i < n; i++)
+        factor = fmin(factor, pairs[i].factor);
     double r = canary->value;
-    if (canary->kind != CN_READING_VALUE || !isfinite(r) || !(r > 1 - b->slo))
+    if (canary->kind != CN_READING_VALUE || !isfinite(r) || !(r > factor * (1 - b->slo)))
         return 0;
     return r > 1 ? 1 : r;
 }

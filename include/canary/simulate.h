@@ -253,7 +253,9 @@ int64_t cn_sim_default_hold(const cn_sim_config *cfg);
  *              for a ratio metric (a threshold with a max of at most 1
  *              and no min) its value clamped to 0..1, else 1;
  *   burn rate  its value (the error ratio) clamped to 0..1 when above the
- *              error budget 1 - slo, else 0;
+ *              error budget 1 - slo times the smallest factor of its pairs
+ *              (the ratio that, held over both windows, fires a pair),
+ *              else 0;
  *   judged     1 when the value is on a side the direction fails, by at
  *              least the allowed effect measured on this one pair (mean
  *              ratio value / baseline; cles 1, 1/2 or 0), else 0 (also

@@ -364,6 +364,11 @@ static void test_burn_fault(void **state)
     assert_near(w->res.impact, 100 * 0.1 * 0.05 * 40, 1e-9);
     assert_near(cn_sim_severity(&w->cfg, 100000, 0.1), 0, 0);
     assert_near(cn_sim_severity(&w->cfg, 200000, 0.1), 0.05, 0);
+    /* above the 0.1% budget but under 6 x it (the smallest factor): no
+     * pair could fire on it, nothing counted */
+    load(w, "seconds,metric,value\n0,availability,0.0059\n10,availability,0.0061\n");
+    assert_near(cn_sim_severity(&w->cfg, 0, 0.1), 0, 0);
+    assert_near(cn_sim_severity(&w->cfg, 10000, 0.1), 0.0061, 0);
 
     /* a provider outage: errors, rolled back after three in a row */
     load(w, "seconds,metric,value\n0,availability,0\n45,availability,error\n");
