@@ -316,7 +316,8 @@ static double timeline_at(const double *v, size_t n, double seconds)
 
 /* A range query: a sample at each start + k step up to end, read at the
  * nearest whole second since the origin (a real run asks a few
- * milliseconds off), none before the origin or where the value is NaN. */
+ * milliseconds off), none when that second is before the origin or its
+ * value is NaN. */
 static json_t *timeline_matrix(const char *list, const asked *q)
 {
     size_t n;
