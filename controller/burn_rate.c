@@ -1,5 +1,6 @@
 #include "canary/burn_rate.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,6 +67,12 @@ void cn_burn_scale(const cn_burn_rate *b, int64_t bake_ms, int64_t interval_ms,
         q->short_ix = window_index(out, q->short_ms);
     }
     out->pair_count = n;
+}
+
+int64_t cn_burn_stage_bake(const cn_plan *plan, unsigned stage)
+{
+    return stage >= 1 && stage <= plan->stage_count ? plan->stages[stage - 1].bake_ms
+                                                    : plan->bake_ms;
 }
 
 void cn_burn_duration(char *buf, size_t len, int64_t ms)
@@ -335,4 +342,58 @@ cn_outcome cn_burn_judge(const cn_burn_rate *b, const cn_burn_windows *w,
     }
     pass_words(w, res->windows, budget, &t);
     return CN_OUTCOME_PASS;
+}
+
+/* ---- what observers see ----------------------------------------------- */
+
+cn_reading cn_burn_shown(cn_outcome o, const cn_burn_result *res, const char *why)
+{
+    cn_reading shown = {.kind = res->pair >= 0 ? CN_READING_VALUE
+                                : o == CN_OUTCOME_NODATA ? CN_READING_NODATA
+                                                         : CN_READING_ERROR,
+                        .value = res->value};
+    snprintf(shown.detail, sizeof shown.detail, "%.150s", res->pair >= 0 || !why ? "" : why);
+    return shown;
+}
+
+static json_t *number_or_null(bool have, double v)
+{
+    return have && isfinite(v) ? json_real(v) : json_null();
+}
+
+char *cn_burn_data(const char *metric, const cn_burn_rate *b, const cn_burn_windows *w,
+                   cn_outcome o, const cn_burn_result *res)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s, s:f, s:f}", "metric", metric ? metric : "?",
+                          "outcome", o == CN_OUTCOME_PASS ? "pass" : o == CN_OUTCOME_FAIL
+                          ? "fail" : o == CN_OUTCOME_NODATA ? "nodata" : "error",
+                          "kind", "burn_rate", "slo", b->slo, "budget", 1 - b->slo);
+    json_t *windows = json_array();
+    if (!j || !windows) {
+        json_decref(j);
+        json_decref(windows);
+        return NULL;
+    }
+    json_object_set_new(j, "value", number_or_null(res->pair >= 0, res->value));
+    if (res->pair >= 0 && (size_t)res->pair < w->pair_count) {
+        const cn_burn_pair *p = &w->pairs[res->pair];
+        json_object_set_new(j, "max", json_real(p->factor));
+        json_object_set_new(j, "pair", json_pack("{s:s, s:s, s:f}", "long",
+                                                 window_name(p->long_ms).s, "short",
+                                                 window_name(p->short_ms).s, "factor",
+                                                 p->factor));
+    }
+    for (size_t i = 0; i < w->window_count && i < CN_BURN_MAX_WINDOWS; i++) {
+        const cn_burn_figures *f = &res->windows[i];
+        json_array_append_new(windows, json_pack("{s:s, s:o, s:o, s:o, s:o}", "window",
+                                                 window_name(w->window_ms[i]).s, "errors",
+                                                 number_or_null(f->have, f->errors), "total",
+                                                 number_or_null(f->have, f->total), "ratio",
+                                                 number_or_null(f->have, f->ratio), "burn",
+                                                 number_or_null(f->have, f->burn)));
+    }
+    json_object_set_new(j, "windows", windows);
+    char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
+    json_decref(j);
+    return text;
 }

@@ -358,67 +358,19 @@ static char *data_for(const poll_slot *s, cn_outcome o, const cn_threshold *t)
     return text;
 }
 
-static json_t *number_or_null(bool have, double v)
-{
-    return have && isfinite(v) ? json_real(v) : json_null();
-}
-
-/* A burn-rate measurement for the event log. value and max are the
- * deciding pair's min(b(long), b(short)) and factor, so that readers of
- * plain metrics (status, watch, explain) show it as a value against its
- * maximum; pair and windows hold the rest. */
-static char *burn_data(const poll_slot *s, cn_outcome o, const cn_burn_result *res)
-{
-    const cn_burn_rate *b = &slot_metric(s)->burn;
-    const burn_poll *bp = s->burn;
-    json_t *j = json_pack("{s:s, s:s, s:s, s:f, s:f}", "metric", slot_metric(s)->name,
-                          "outcome", o == CN_OUTCOME_PASS ? "pass" : o == CN_OUTCOME_FAIL
-                          ? "fail" : o == CN_OUTCOME_NODATA ? "nodata" : "error",
-                          "kind", "burn_rate", "slo", b->slo, "budget", 1 - b->slo);
-    json_t *windows = json_array();
-    if (!j || !windows) {
-        json_decref(j);
-        json_decref(windows);
-        return NULL;
-    }
-    json_object_set_new(j, "value", number_or_null(res->pair >= 0, res->value));
-    if (res->pair >= 0) {
-        const cn_burn_pair *p = &bp->windows.pairs[res->pair];
-        json_object_set_new(j, "max", json_real(p->factor));
-        json_object_set_new(j, "pair", json_pack("{s:s, s:s, s:f}", "long",
-                                                 bp->names[p->long_ix], "short",
-                                                 bp->names[p->short_ix], "factor", p->factor));
-    }
-    for (size_t i = 0; i < bp->windows.window_count; i++) {
-        const cn_burn_figures *f = &res->windows[i];
-        json_array_append_new(windows, json_pack("{s:s, s:o, s:o, s:o, s:o}", "window",
-                                                 bp->names[i], "errors",
-                                                 number_or_null(f->have, f->errors), "total",
-                                                 number_or_null(f->have, f->total), "ratio",
-                                                 number_or_null(f->have, f->ratio), "burn",
-                                                 number_or_null(f->have, f->burn)));
-    }
-    json_object_set_new(j, "windows", windows);
-    char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
-    json_decref(j);
-    return text;
-}
-
 static void burn_done(poll_slot *s)
 {
     cn_engine *e = s->e;
     burn_poll *bp = s->burn;
     cn_burn_result res;
     char why[256];
-    cn_outcome o = cn_burn_judge(&slot_metric(s)->burn, &bp->windows, bp->errors, bp->total,
-                                 &res, why, sizeof why);
+    const cn_metric *m = slot_metric(s);
+    cn_outcome o = cn_burn_judge(&m->burn, &bp->windows, bp->errors, bp->total, &res, why,
+                                 sizeof why);
     /* The observers see the deciding pair's burn as the metric's value. */
-    cn_reading shown = {.kind = res.pair >= 0 ? CN_READING_VALUE
-                                : o == CN_OUTCOME_NODATA ? CN_READING_NODATA
-                                                         : CN_READING_ERROR,
-                        .value = res.value};
-    snprintf(shown.detail, sizeof shown.detail, "%.150s", res.pair >= 0 ? "" : why);
-    feed_measurement(e, (size_t)s->metric, &shown, o, why, burn_data(s, o, &res));
+    cn_reading shown = cn_burn_shown(o, &res, why);
+    feed_measurement(e, (size_t)s->metric, &shown, o, why,
+                     cn_burn_data(m->name, &m->burn, &bp->windows, o, &res));
 }
 
 static void free_samples(poll_slot *s)
@@ -469,55 +421,49 @@ static void slot_done(poll_slot *s)
     feed_measurement(e, (size_t)s->metric, &s->readings[0], o, why, data_for(s, o, &t));
 }
 
-/* The round of the judged metrics (judge_round.h): each judged, then
- * scored together, then one measurement per metric fed to the machine,
- * those that were not a pass first, so that the one which fails the stage
- * names a metric that failed the round. */
+/* The round of the judged metrics (judge_round.h cn_round_run): each
+ * judged, then scored together, then one measurement per metric fed to
+ * the machine, those that were not a pass first, so that the one which
+ * fails the stage names a metric that failed the round. */
 static void judge_round(cn_engine *e)
 {
     size_t n = 0;
     for (size_t i = 0; i < e->slot_count; i++)
         n += e->slots[i].judged;
-    cn_round_metric *m = calloc(n ? n : 1, sizeof *m);
+    cn_round_input *in = calloc(n ? n : 1, sizeof *in);
     poll_slot **of = calloc(n ? n : 1, sizeof *of);
-    size_t *order = calloc(n ? n : 1, sizeof *order);
-    const cn_analysis *an = &e->cfg.policy->analysis;
-    cn_score_config sc = {.weights = an->judge.groups, .weight_count = an->judge.group_count,
-                          .pass = an->judge.pass, .marginal = an->judge.marginal};
-    cn_round_summary sum;
-    memset(&sum, 0, sizeof sum);
+    cn_round round;
+    memset(&round, 0, sizeof round);
     size_t k = 0;
-    for (size_t i = 0; m && of && order && i < e->slot_count; i++) {
+    for (size_t i = 0; in && of && i < e->slot_count; i++) {
         poll_slot *s = &e->slots[i];
         if (!s->judged)
             continue;
         const cn_metric *metric = slot_metric(s);
-        cn_round_input in = {.name = metric->name, .group = metric->judge.group,
-                             .config = &metric->judge.config, .canary = &s->readings[0],
-                             .baseline = &s->readings[1], .canary_values = s->values[0],
-                             .baseline_values = s->values[1], .canary_count = s->counts[0],
-                             .baseline_count = s->counts[1]};
-        of[k] = s;
-        cn_round_judge(&in, &m[k++]);
+        in[k] = (cn_round_input){.name = metric->name, .group = metric->judge.group,
+                                 .config = &metric->judge.config, .canary = &s->readings[0],
+                                 .baseline = &s->readings[1], .canary_values = s->values[0],
+                                 .baseline_values = s->values[1], .canary_count = s->counts[0],
+                                 .baseline_count = s->counts[1]};
+        of[k++] = s;
     }
-    if (k == n && n) {
-        (void)cn_round_decide(m, n, &sc, &sum);
-        cn_round_order(m, n, order);
-    }
-    for (size_t j = 0; k == n && j < n && !e->finished; j++) {
-        size_t i = order[j];
+    if (in && of)
+        (void)cn_round_run(&round, in, k, &e->cfg.policy->analysis.judge);
+    /* The observers see the score as the metric's value. */
+    cn_reading shown = cn_round_shown(&round.summary);
+    for (size_t j = 0; j < round.count && !e->finished; j++) {
+        size_t i = round.order[j];
         poll_slot *s = of[i];
-        /* The observers see the score as the metric's value. */
-        cn_reading shown = {.kind = sum.scored ? CN_READING_VALUE : CN_READING_ERROR,
-                            .value = sum.scored ? sum.score.score : NAN};
-        feed_measurement(e, (size_t)s->metric, &shown, m[i].outcome, m[i].why,
-                         cn_round_data(m, n, i, &sum, &sc, &s->window));
+        feed_measurement(e, (size_t)s->metric, &shown, round.metrics[i].outcome,
+                         round.metrics[i].why,
+                         cn_round_data(round.metrics, round.count, i, &round.summary,
+                                       &round.score, &s->window));
     }
+    cn_round_free(&round);
     for (size_t i = 0; i < e->slot_count; i++)
         free_samples(&e->slots[i]);
-    free(m);
+    free(in);
     free(of);
-    free(order);
 }
 
 /* The baseline side asks the same question about the previous version. */
@@ -628,40 +574,24 @@ static void start_burn(poll_slot *s)
 {
     cn_engine *e = s->e;
     burn_poll *bp = s->burn;
-    const cn_plan *plan = e->cfg.plan;
-    int64_t bake = e->r.stage >= 1 && e->r.stage <= plan->stage_count
-                       ? plan->stages[e->r.stage - 1].bake_ms : plan->bake_ms;
-    cn_burn_scale(&slot_metric(s)->burn, bake, e->cfg.policy->analysis.interval_ms,
-                  &bp->windows);
+    cn_burn_scale(&slot_metric(s)->burn, cn_burn_stage_bake(e->cfg.plan, e->r.stage),
+                  e->cfg.policy->analysis.interval_ms, &bp->windows);
     for (size_t i = 0; i < bp->windows.window_count; i++)
         cn_burn_duration(bp->names[i], sizeof bp->names[i], bp->windows.window_ms[i]);
     for (unsigned k = 0; k < 2 * bp->windows.window_count; k++)
         start_burn_request(s, k);
 }
 
-/* The times a judged metric's samples are read from: the canary's over
- * the stage's bake so far, [now - baked, now], one per step, the
- * earliest dropped beyond what Prometheus resolves in one query; the
- * baseline's over the same window while the previous version serves
- * traffic, and at 100% (it serves none) over as long a window ending when
- * this stage took effect, the last time it served. */
+/* The times a judged metric's samples are read from (judge_round.h
+ * cn_round_windows_at): the stage's bake so far, ending now; at 100% the
+ * baseline's ends when this stage took effect, the last time the previous
+ * version served. */
 static void judge_windows(cn_engine *e, poll_slot *s, double now_s)
 {
-    const cn_metric *m = slot_metric(s);
-    int64_t step_ms = m->judge.step_ms ? m->judge.step_ms : e->cfg.policy->analysis.interval_ms;
-    double step = (double)step_ms / 1000, span = (double)stage_baked_ms(e) / 1000;
-    double most = (CN_PROM_MAX_SAMPLES - 2) * step;
-    double len = span < most ? span : most;
-    cn_round_windows *w = &s->window;
-    w->step = step;
-    w->canary_end = now_s;
-    w->canary_start = now_s - len;
-    w->baseline_start = w->canary_start;
-    w->baseline_end = w->canary_end;
-    if (stage_weight(e, e->r.stage) >= 1.0) {
-        w->baseline_end = (double)e->stage_wall_ms / 1000;
-        w->baseline_start = w->baseline_end - len;
-    }
+    int64_t step_ms = cn_round_step_ms(slot_metric(s), e->cfg.policy->analysis.interval_ms);
+    s->window = cn_round_windows_at(now_s, (double)stage_baked_ms(e) / 1000,
+                                    (double)e->stage_wall_ms / 1000,
+                                    stage_weight(e, e->r.stage) >= 1.0, (double)step_ms / 1000);
 }
 
 /* Starts a round of the judged metrics, unless the last one is still out:

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "canary/provider.h"
 #include "canary/status.h"
 
 /* ---- how many samples can show anything ---------------------------------- */
@@ -337,6 +338,69 @@ void cn_round_order(const cn_round_metric *m, size_t n, size_t *order)
             if (guilty == (pass == 0))
                 order[k++] = i;
         }
+}
+
+/* ---- what the engine and the simulator compute alike --------------------- */
+
+int64_t cn_round_step_ms(const cn_metric *m, int64_t interval_ms)
+{
+    return m && m->judge.step_ms ? m->judge.step_ms : interval_ms;
+}
+
+cn_round_windows cn_round_windows_at(double now_s, double baked_s, double switch_s, bool full,
+                                     double step_s)
+{
+    double most = (CN_PROM_MAX_SAMPLES - 2) * step_s;
+    double len = baked_s < most ? baked_s : most;
+    cn_round_windows w = {.step = step_s, .canary_end = now_s, .canary_start = now_s - len};
+    w.baseline_start = w.canary_start;
+    w.baseline_end = w.canary_end;
+    if (full) {
+        w.baseline_end = switch_s;
+        w.baseline_start = switch_s - len;
+    }
+    return w;
+}
+
+int cn_round_run(cn_round *r, const cn_round_input *in, size_t n,
+                 const cn_judge_scoring *scoring)
+{
+    memset(r, 0, sizeof *r);
+    r->score = (cn_score_config){.weights = scoring->groups,
+                                 .weight_count = scoring->group_count,
+                                 .pass = scoring->pass, .marginal = scoring->marginal};
+    if (!n)
+        return CN_OK;
+    r->metrics = calloc(n, sizeof *r->metrics);
+    r->order = calloc(n, sizeof *r->order);
+    if (!r->metrics || !r->order) {
+        cn_round_free(r);
+        return CN_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        cn_round_judge(&in[i], &r->metrics[i]);
+    /* A config the scorer refuses leaves every metric an error saying so:
+     * still reported. */
+    (void)cn_round_decide(r->metrics, n, &r->score, &r->summary);
+    cn_round_order(r->metrics, n, r->order);
+    r->count = n;
+    return CN_OK;
+}
+
+void cn_round_free(cn_round *r)
+{
+    free(r->metrics);
+    free(r->order);
+    r->metrics = NULL;
+    r->order = NULL;
+    r->count = 0;
+}
+
+cn_reading cn_round_shown(const cn_round_summary *sum)
+{
+    cn_reading shown = {.kind = sum->scored ? CN_READING_VALUE : CN_READING_ERROR,
+                        .value = sum->scored ? sum->score.score : NAN};
+    return shown;
 }
 
 /* ---- evidence as JSON ---------------------------------------------------- */

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "canary/burn_rate.h"
 #include "canary/schema.h"
 #include "canary/sim_output.h"
 #include "canary/status.h"
@@ -131,8 +132,58 @@ static void weight_panel(const canvas *c, const cn_sim_result *res, int top)
     fprintf(out, "%.1f,%.1f\"/>\n</g>\n", x_at(c, c->span), y);
 }
 
+#define MAX_BOUNDS (CN_BURN_MAX_PAIRS + 2)
+
+/* The lines a metric's samples are judged against: a threshold's min and
+ * max; a burn rate's factors (its samples are the deciding pair's burn);
+ * a judged metric's marginal and pass (its samples are the round's
+ * score). */
+typedef struct bounds {
+    size_t count;
+    const char *name[MAX_BOUNDS];
+    double at[MAX_BOUNDS];
+    const char *unit; /* after the panel's title */
+} bounds;
+
+static void add_bound(bounds *b, const char *name, double at)
+{
+    for (size_t i = 0; i < b->count; i++)
+        if (b->at[i] == at)
+            return;
+    if (b->count < MAX_BOUNDS) {
+        b->name[b->count] = name;
+        b->at[b->count++] = at;
+    }
+}
+
+static bounds bounds_of(const cn_sim_config *cfg, unsigned m)
+{
+    const cn_metric *metric = &cfg->policy->analysis.metrics[m];
+    bounds b = {.unit = ""};
+    if (metric->burn.enabled) {
+        size_t n;
+        const cn_burn_window *pairs = cn_burn_pairs(&metric->burn, &n);
+        for (size_t i = 0; i < n && i < CN_BURN_MAX_PAIRS; i++)
+            add_bound(&b, "factor", pairs[i].factor);
+        b.unit = " (burn rate: x the error budget)";
+    } else if (metric->judge.enabled) {
+        add_bound(&b, "marginal", cfg->policy->analysis.judge.marginal);
+        add_bound(&b, "pass", cfg->policy->analysis.judge.pass);
+        add_bound(&b, "", 0);
+        add_bound(&b, "", 100); /* the scale of a score */
+        b.unit = " (judge: the round's score)";
+    } else {
+        cn_threshold t = cn_analysis_threshold(cfg->policy, m, cfg->ai_assisted);
+        if (t.has_min)
+            add_bound(&b, "min", t.min);
+        if (t.has_max)
+            add_bound(&b, "max", t.max);
+    }
+    return b;
+}
+
 /* The range a metric's panel shows: its values and its bounds, padded. */
-static void value_range(const cn_sim_result *res, unsigned m, const cn_threshold *t, double *lo,
+static void value_range(const cn_sim_result *res, unsigned m, const bounds *t, double *lo,
                         double *hi)
 {
     *lo = INFINITY;
@@ -146,13 +197,9 @@ static void value_range(const cn_sim_result *res, unsigned m, const cn_threshold
                 *hi = fmax(*hi, v[k]);
             }
     }
-    if (t->has_min) {
-        *lo = fmin(*lo, t->min);
-        *hi = fmax(*hi, t->min);
-    }
-    if (t->has_max) {
-        *lo = fmin(*lo, t->max);
-        *hi = fmax(*hi, t->max);
+    for (size_t i = 0; i < t->count; i++) {
+        *lo = fmin(*lo, t->at[i]);
+        *hi = fmax(*hi, t->at[i]);
     }
     if (!isfinite(*lo)) {
         *lo = 0;
@@ -194,29 +241,27 @@ static void metric_panel(const canvas *c, const cn_sim_config *cfg, const cn_sim
 {
     FILE *out = c->out;
     const cn_metric *metric = &cfg->policy->analysis.metrics[m];
-    cn_threshold t = cn_analysis_threshold(cfg->policy, m, cfg->ai_assisted);
+    bounds t = bounds_of(cfg, m);
     double lo, hi;
     value_range(res, m, &t, &lo, &hi);
     int bottom = top + PANEL_H;
     fprintf(out, "<g class=\"metric\">\n<text x=\"%d\" y=\"%d\" font-size=\"12\" "
             "font-weight=\"bold\">", LEFT, top - 8);
     text_escaped(out, metric->name);
+    fputs(t.unit, out);
     fprintf(out, "</text>\n<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
             "stroke=\"#bdbdbd\"/>\n", LEFT, top, PLOT, PANEL_H);
     fprintf(out, "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"end\">%.4g</text>"
             "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"end\">%.4g</text>\n",
             LEFT - 6, top + 10, hi, LEFT - 6, bottom, lo);
-    const char *names[2] = {"min", "max"};
-    bool has[2] = {t.has_min, t.has_max};
-    double bound[2] = {t.min, t.max};
-    for (int k = 0; k < 2; k++) {
-        if (!has[k])
-            continue;
-        double y = bottom - PANEL_H * (bound[k] - lo) / (hi - lo);
+    for (size_t k = 0; k < t.count; k++) {
+        if (!*t.name[k])
+            continue; /* only widens the scale */
+        double y = bottom - PANEL_H * (t.at[k] - lo) / (hi - lo);
         fprintf(out, "<line class=\"threshold\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" "
                 "stroke=\"#c62828\" stroke-dasharray=\"6 4\"/><text x=\"%d\" y=\"%.1f\" "
                 "font-size=\"10\" fill=\"#c62828\" text-anchor=\"end\">%s %.4g</text>\n",
-                LEFT, y, LEFT + PLOT, y, LEFT + PLOT - 4, y - 3, names[k], bound[k]);
+                LEFT, y, LEFT + PLOT, y, LEFT + PLOT - 4, y - 3, t.name[k], t.at[k]);
     }
     if (metric->baseline.enabled)
         series_line(c, res, m, true, lo, hi, bottom);

@@ -525,6 +525,27 @@ const cn_trace_row *cn_trace_at(const cn_trace_series *s, int64_t t, double weig
     return NULL;
 }
 
+int64_t cn_trace_next_row(const cn_trace_series *s, int64_t t)
+{
+    int64_t next = INT64_MAX;
+    for (size_t lo = 0; lo < s->count;) {
+        size_t hi = layer_end(s, lo);
+        /* The first row after t within [lo, hi). */
+        size_t a = lo, b = hi;
+        while (a < b) {
+            size_t mid = a + (b - a) / 2;
+            if (s->rows[mid].at_ms <= t)
+                a = mid + 1;
+            else
+                b = mid;
+        }
+        if (a < hi && s->rows[a].at_ms < next)
+            next = s->rows[a].at_ms;
+        lo = hi;
+    }
+    return next;
+}
+
 /* Called twice per metric per poll: no printf. */
 static void set_reading(cn_reading *r, cn_reading_kind kind, double value, const char *detail)
 {

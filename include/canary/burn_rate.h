@@ -3,7 +3,11 @@
  * multiwindow, multi-burn-rate rule (ch. 5, "Alerting on SLOs"), scaled
  * from days to a canary's bake.
  *
- * Contract: no I/O, no clock, no allocation. For a burn_rate metric
+ * Contract: no I/O, no clock, no allocation but cn_burn_data()'s string.
+ * `canary run`'s engine and `canary simulate` both scale the windows with
+ * cn_burn_stage_bake() and cn_burn_scale(), judge with cn_burn_judge() and
+ * show the result with cn_burn_shown(), so the two cannot drift apart.
+ * For a burn_rate metric
  * (policy.h cn_burn_rate), over a window w:
  *   error ratio  r(w) = errors(w) / total(w)        of the canary version
  *   burn rate    b(w) = r(w) / (1 - slo)             1 spends the budget
@@ -28,6 +32,7 @@
 #include <stdint.h>
 
 #include "canary/analysis.h"
+#include "canary/plan.h"
 #include "canary/policy.h"
 
 #define CN_BURN_MAX_WINDOWS (2 * CN_BURN_MAX_PAIRS)
@@ -61,6 +66,10 @@ typedef struct cn_burn_windows {
  * loader refuses them). */
 void cn_burn_scale(const cn_burn_rate *b, int64_t bake_ms, int64_t interval_ms,
                    cn_burn_windows *out);
+
+/* The bake a stage's windows are scaled to: stage's (1-based) own, or
+ * before the first stage and past the last, the plan's. */
+int64_t cn_burn_stage_bake(const cn_plan *plan, unsigned stage);
 
 /* ms as a Prometheus duration, the largest unit that divides it exactly:
  * "1h", "5m", "90s", "1500ms". */
@@ -100,5 +109,22 @@ typedef struct cn_burn_result {
 cn_outcome cn_burn_judge(const cn_burn_rate *b, const cn_burn_windows *w,
                          const cn_reading *errors, const cn_reading *total,
                          cn_burn_result *res, char *why, size_t len);
+
+/* What observers (status, watch, the simulator's pictures) see as the
+ * metric's value: the deciding pair's min(b(long), b(short)) as a value;
+ * without a deciding pair, a nodata (outcome nodata) or error reading
+ * whose detail is why, cut to 150 bytes. */
+cn_reading cn_burn_shown(cn_outcome o, const cn_burn_result *res, const char *why);
+
+/* The measurement's structured evidence for the event log, one line of
+ * JSON (free() it; NULL when out of memory): metric, outcome, kind
+ * "burn_rate", slo, budget; value and max, the deciding pair's burn and
+ * factor (value null without one), so that readers of plain metrics show
+ * a value against its maximum; pair {long, short, factor} (with a
+ * deciding pair); windows [{window, errors, total, ratio, burn}], null
+ * where a window has no figures. Windows are named as cn_burn_duration
+ * names them. */
+char *cn_burn_data(const char *metric, const cn_burn_rate *b, const cn_burn_windows *w,
+                   cn_outcome o, const cn_burn_result *res);
 
 #endif

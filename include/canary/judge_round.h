@@ -5,8 +5,11 @@
  * with the evidence in words and as JSON (docs/judge.md#in-a-rollout).
  *
  * Contract: no I/O, no clock; cn_round_judge() allocates only inside
- * cn_judge_metric() and cn_round_data() returns a malloc'd string. Samples
- * are read, never kept. A round is:
+ * cn_judge_metric(), cn_round_run() its two arrays, and cn_round_data()
+ * returns a malloc'd string. Samples are read, never kept. `canary run`'s
+ * engine and `canary simulate` both call cn_round_windows_at() and
+ * cn_round_run(), so what is asked for and how it is decided cannot drift
+ * apart. A round is:
  *   1. cn_round_judge() per metric: the judge's classification, with
  *      canary's departures from Kayenta: a side whose query failed is an
  *      error (never judged); a side with no samples, or none left after
@@ -39,6 +42,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "canary/analysis.h"
 #include "canary/judge.h"
@@ -95,12 +99,65 @@ int cn_round_decide(cn_round_metric *m, size_t n, const cn_score_config *sc,
  * then the rest, each in policy order. */
 void cn_round_order(const cn_round_metric *m, size_t n, size_t *order);
 
-/* The Unix times (seconds) each side's samples were taken from. */
+/* The times (seconds) each side's samples were taken from: Unix time in a
+ * run, virtual time in a simulation. */
 typedef struct cn_round_windows {
     double canary_start, canary_end;
     double baseline_start, baseline_end;
     double step;
 } cn_round_windows;
+
+/* ---- what the engine and the simulator compute alike --------------------- */
+
+/* The step of a judged metric's range queries, in ms: its judge.step,
+ * else the analysis interval. */
+int64_t cn_round_step_ms(const cn_metric *m, int64_t interval_ms);
+
+/* The windows a judged metric's samples are read from when a round starts
+ * at now_s (seconds, on the clock switch_s is on; the engine's is Unix
+ * time, the simulator's virtual), in the stage that took effect at
+ * switch_s and has baked baked_s so far (as the state machine counts it),
+ * whose weight is 100% when full; one sample every step_s:
+ *   len       = min(baked_s, (CN_PROM_MAX_SAMPLES - 2) x step_s)
+ *               (beyond what Prometheus resolves in one query, the
+ *               earliest points are dropped)
+ *   canary    [now - len, now]
+ *   baseline  [now - len, now]                while the previous version
+ *                                             serves traffic
+ *             [switch - len, switch]          when full: it serves none
+ *                                             now; switch is the last time
+ *                                             it did
+ * A range query with start, end and step returns the samples at start,
+ * start + step, ... up to end. */
+cn_round_windows cn_round_windows_at(double now_s, double baked_s, double switch_s, bool full,
+                                     double step_s);
+
+/* A whole round as the engine runs it between collecting the samples and
+ * feeding the state machine: each input judged (cn_round_judge), all
+ * decided together under the policy's analysis.judge (cn_round_decide),
+ * and the order to report them in (cn_round_order). The machine is fed,
+ * for j = 0 .. count - 1, metric order[j]: its outcome and why, the
+ * reading cn_round_shown() and the evidence cn_round_data(). */
+typedef struct cn_round {
+    cn_score_config score;    /* from analysis.judge */
+    cn_round_metric *metrics; /* count, in the inputs' order (malloc'd) */
+    size_t *order;            /* count (malloc'd) */
+    size_t count;
+    cn_round_summary summary;
+} cn_round;
+
+/* Runs the round of the n inputs into *r (cn_round_free in any case).
+ * CN_OK, also when the scores cannot be computed (every metric is then an
+ * error saying so: cn_round_decide); CN_ENOMEM with r->count 0: nothing
+ * to report. n 0: CN_OK, nothing to report. */
+int cn_round_run(cn_round *r, const cn_round_input *in, size_t n,
+                 const cn_judge_scoring *scoring);
+void cn_round_free(cn_round *r);
+
+/* What observers (and the simulator's pictures) see as a judged metric's
+ * value: the round's score, or, when nothing was scored, an error
+ * reading. */
+cn_reading cn_round_shown(const cn_round_summary *sum);
 
 /* The structured evidence of metric i for the event log, one line of JSON
  * (free() it; NULL when out of memory): metric, outcome, kind "judge",

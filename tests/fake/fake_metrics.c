@@ -29,7 +29,8 @@
 
 typedef enum kind {
     K_VALUE, K_SCALAR, K_EMPTY, K_SERIES, K_STRING, K_JSON, K_STATUS,
-    K_HTML, K_GARBAGE, K_TRUNCATED, K_OVERSIZED, K_HANG, K_OK, K_SAMPLES
+    K_HTML, K_GARBAGE, K_TRUNCATED, K_OVERSIZED, K_HANG, K_OK, K_SAMPLES,
+    K_TIMELINE, K_INTEGRAL, K_COVERED
 } kind;
 
 /* What follows a reply's name on its line. */
@@ -47,6 +48,8 @@ static const struct {
     {"garbage", K_GARBAGE, NO_ARG},     {"truncated", K_TRUNCATED, NO_ARG},
     {"oversized", K_OVERSIZED, NO_ARG}, {"hang", K_HANG, NO_ARG},
     {"ok", K_OK, NO_ARG},               {"samples", K_SAMPLES, ONE_WORD},
+    {"timeline", K_TIMELINE, ONE_WORD}, {"integral", K_INTEGRAL, ONE_WORD},
+    {"covered", K_COVERED, ONE_WORD},
 };
 
 typedef struct rule {
@@ -61,6 +64,7 @@ typedef struct fake {
     rule *rules;
     size_t n;
     double weight; /* percent */
+    double origin; /* Unix time the weight first rose above 0; NaN before */
     const char *weight_file;
     FILE *log;
     cn_http_server *srv;
@@ -106,7 +110,8 @@ static const char *parse_rule(char *line, rule *r)
         i++;
     if (i == sizeof KINDS / sizeof KINDS[0])
         return "unknown reply; expected value, scalar, empty, series, string, json, status, "
-               "html, garbage, truncated, oversized, hang, ok or samples";
+               "html, garbage, truncated, oversized, hang, ok, samples, timeline, integral or "
+               "covered";
     r->k = KINDS[i].k;
     char *rest = p + strspn(p, " \t");
     size_t len = strlen(rest);
@@ -267,13 +272,142 @@ static json_t *matrix(const char *list, double start, double step)
     return json_pack("[{s:{s:s},s:o}]", "metric", "__name__", "fake", "values", values);
 }
 
-/* range: the query came to /api/v1/query_range with these start and step
- * (seconds); empty answers an empty matrix there. */
-static void serve(const rule *r, cn_http_out *out, bool range, double start, double step)
+/* What a request asks: a range query's times (Unix seconds), the decoded
+ * query, and the fake's origin (NaN before the weight first moved). */
+typedef struct asked {
+    bool range;
+    double start, end, step;
+    const char *query;
+    double origin;
+} asked;
+
+/* ---- timelines: one value a second from the origin ------------------------ */
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The list's values (NaN for "NaN"/"nan"); count in *n; caller frees. */
+static double *timeline_values(const char *list, size_t *n)
+{
+    size_t cap = 1;
+    for (const char *c = list; *c; c++)
+        cap += *c == ',';
+    double *v = malloc(cap * sizeof *v);
+    char *copy = strdup(list), *save = NULL;
+    *n = 0;
+    for (char *w = v && copy ? strtok_r(copy, ",", &save) : NULL; w; w = strtok_r(NULL, ",", &save))
+        v[(*n)++] = strtod(w, NULL);
+    free(copy);
+    return v;
+}
+
+/* Value i holds over [origin + i, origin + i + 1), the last one for ever. */
+static double timeline_at(const double *v, size_t n, double seconds)
+{
+    if (!n || seconds < 0)
+        return NAN;
+    double i = floor(seconds);
+    return i >= (double)n ? v[n - 1] : v[(size_t)i];
+}
+
+/* A range query: a sample at each start + k step up to end, read at the
+ * nearest whole second since the origin (a real run asks a few
+ * milliseconds off), none when that second is before the origin or its
+ * value is NaN. */
+static json_t *timeline_matrix(const char *list, const asked *q)
+{
+    size_t n;
+    double *v = timeline_values(list, &n);
+    json_t *values = json_array();
+    for (long k = 0; v && !isnan(q->origin) && q->start + (double)k * q->step <= q->end + 1e-9;
+         k++) {
+        double t = q->start + (double)k * q->step;
+        double x = timeline_at(v, n, floor(t - q->origin + 0.5));
+        char text[40];
+        snprintf(text, sizeof text, "%.17g", x);
+        if (!isnan(x))
+            json_array_append_new(values, json_pack("[f,s]", t, text));
+    }
+    free(v);
+    return json_pack("[{s:{s:s},s:o}]", "metric", "__name__", "fake", "values", values);
+}
+
+/* The window of an instant query: its first range selector, one number
+ * and one unit ("[4s]", "[500ms]", "[5m]", "[1h]"). NaN when none. */
+static double query_window(const char *query)
+{
+    const char *b = query ? strchr(query, '[') : NULL;
+    char *end;
+    double v = b ? strtod(b + 1, &end) : NAN;
+    if (!b || end == b + 1)
+        return NAN;
+    double unit = !strncmp(end, "ms]", 3) ? 0.001 : !strncmp(end, "s]", 2) ? 1
+                  : !strncmp(end, "m]", 2) ? 60 : !strncmp(end, "h]", 2) ? 3600 : NAN;
+    return v * unit;
+}
+
+/* Over the window [now - w, now] from the origin on, the integral of the
+ * timeline (integral) or the seconds where it is not NaN (covered). */
+static double timeline_window(const char *list, double now, double w, double origin,
+                              bool integral)
+{
+    size_t n;
+    double *v = timeline_values(list, &n);
+    double a = now - w - origin, b = now - origin, sum = 0;
+    if (a < 0)
+        a = 0;
+    while (v && a < b) {
+        double next = floor(a) + 1, piece = (next < b ? next : b) - a;
+        double x = timeline_at(v, n, a);
+        if (!isnan(x))
+            sum += integral ? x * piece : piece;
+        a = next;
+    }
+    free(v);
+    return sum;
+}
+
+static void timeline_reply(const rule *r, cn_http_out *out, const asked *q)
+{
+    if (q->range && r->k == K_TIMELINE) {
+        set_json(out, 200, success("matrix", timeline_matrix(r->arg, q)));
+        return;
+    }
+    double now = wall_now(), x;
+    if (r->k == K_TIMELINE) {
+        size_t n;
+        double *v = timeline_values(r->arg, &n);
+        x = isnan(q->origin) || !v ? NAN : timeline_at(v, n, floor(now - q->origin));
+        free(v);
+    } else {
+        double w = query_window(q->query);
+        if (isnan(w)) {
+            prom_error(out, 400, "fake_metrics: integral and covered need a range selector "
+                                 "such as [4s] in the query");
+            return;
+        }
+        x = isnan(q->origin) ? 0 : timeline_window(r->arg, now, w, q->origin,
+                                                   r->k == K_INTEGRAL);
+    }
+    if (isnan(x)) {
+        set_json(out, 200, success("vector", json_array()));
+        return;
+    }
+    char text[40];
+    snprintf(text, sizeof text, "%.17g", x);
+    set_json(out, 200, success("vector", json_pack("[o]", sample(NULL, text))));
+}
+
+/* q: what was asked; a range query's empty answers an empty matrix. */
+static void serve(const rule *r, cn_http_out *out, const asked *q)
 {
     json_t *list;
-    if (range && (r->k == K_SAMPLES || r->k == K_EMPTY)) {
-        set_json(out, 200, success("matrix", r->k == K_SAMPLES ? matrix(r->arg, start, step)
+    if (q->range && (r->k == K_SAMPLES || r->k == K_EMPTY)) {
+        set_json(out, 200, success("matrix", r->k == K_SAMPLES ? matrix(r->arg, q->start, q->step)
                                                                : json_array()));
         return;
     }
@@ -339,6 +473,11 @@ static void serve(const rule *r, cn_http_out *out, bool range, double start, dou
     case K_OK:
         set_json(out, 200, json_pack("{s:b}", "ok", 1));
         return;
+    case K_TIMELINE:
+    case K_INTEGRAL:
+    case K_COVERED:
+        timeline_reply(r, out, q);
+        return;
     }
 }
 
@@ -364,6 +503,15 @@ static void log_line(fake *f, const char *fmt, ...)
     fflush(f->log);
 }
 
+/* The origin of the timelines is when the weight first rises above 0:
+ * stage 1 applied, a simulation's t = 0. */
+static void set_weight(fake *f, double w)
+{
+    if (w > 0 && f->weight <= 0 && isnan(f->origin))
+        f->origin = wall_now();
+    f->weight = w;
+}
+
 /* The weight file's last non-blank line, when it holds a number. Only the
  * tail is read: the file grows by a line per actuation. */
 static void reread_weight(fake *f)
@@ -387,7 +535,7 @@ static void reread_weight(fake *f)
     char *end;
     double w = last ? strtod(last, &end) : NAN;
     if (last && end != last && !end[strspn(end, " \t")] && isfinite(w))
-        f->weight = w;
+        set_weight(f, w);
 }
 
 static void actuate(fake *f, const cn_http_in *in, cn_http_out *out)
@@ -409,8 +557,9 @@ static void actuate(fake *f, const cn_http_in *in, cn_http_out *out)
     if (json_is_integer(stage))
         snprintf(num, sizeof num, "%lld", (long long)json_integer_value(stage));
     const rule *r = select_rule(f, NULL, "actuate");
+    asked q = {.origin = f->origin};
     if (r)
-        serve(r, out, false, 0, 0);
+        serve(r, out, &q);
     else
         set_json(out, 200, json_pack("{s:b}", "ok", 1));
     bool applied = out->status >= 200 && out->status < 300 && out->mode == CN_HTTP_REPLY_NORMAL;
@@ -424,7 +573,7 @@ static void actuate(fake *f, const cn_http_in *in, cn_http_out *out)
     log_line(f, "actuate weight=%g action=%.100s stage=%s%s", weight, action ? action : "?", num,
              verdict);
     if (applied)
-        f->weight = weight;
+        set_weight(f, weight);
     json_decref(doc);
 }
 
@@ -433,8 +582,9 @@ static void actuate(fake *f, const cn_http_in *in, cn_http_out *out)
 static void notify(fake *f, const cn_http_in *in, cn_http_out *out)
 {
     const rule *r = select_rule(f, NULL, "notify");
+    asked q = {.origin = f->origin};
     if (r)
-        serve(r, out, false, 0, 0);
+        serve(r, out, &q);
     else
         set_json(out, 200, json_pack("{s:b}", "ok", 1));
     char verdict[64] = "";
@@ -463,19 +613,20 @@ static void handle(void *ctx, const cn_http_in *in, cn_http_out *out)
     char *q = NULL;
     const char *subject = in->path;
     bool range = get && strcmp(in->path, "/api/v1/query_range") == 0;
-    double start = 0, step = 0;
+    double start = 0, end = 0, step = 0;
     if (range) {
         char *p[3] = {NULL, NULL, NULL};
         static const char *const names[3] = {"start", "end", "step"};
         int rc = cn_http_query_param(in->query, "query", &q);
         for (int i = 0; i < 3 && rc == CN_OK; i++)
             rc = cn_http_query_param(in->query, names[i], &p[i]);
-        char *e1 = NULL, *e2 = NULL;
+        char *e1 = NULL, *e2 = NULL, *e3 = NULL;
         if (rc == CN_OK) {
             start = strtod(p[0], &e1);
+            end = strtod(p[1], &e3);
             step = strtod(p[2], &e2);
         }
-        if (rc != CN_OK || *e1 || *e2 || !(step > 0)) {
+        if (rc != CN_OK || *e1 || *e2 || *e3 || !(step > 0)) {
             log_line(f, "range invalid %.1000s", in->query);
             prom_error(out, 400, "missing or malformed query, start, end or step");
             free(q);
@@ -508,7 +659,9 @@ static void handle(void *ctx, const cn_http_in *in, cn_http_out *out)
     }
     const rule *r = select_rule(f, subject, NULL);
     if (r) {
-        serve(r, out, range, start, step);
+        asked a = {.range = range, .start = start, .end = end, .step = step, .query = q,
+                   .origin = f->origin};
+        serve(r, out, &a);
     } else {
         char msg[1024];
         snprintf(msg, sizeof msg, "fake_metrics: no rule matches '%.900s' at weight %g", subject,
@@ -561,7 +714,7 @@ static int usage(void)
 int main(int argc, char **argv)
 {
     const char *script = NULL, *port_file = NULL, *log_path = NULL;
-    fake f = {0};
+    fake f = {.origin = NAN};
     /* A test that crashes cannot stop its servers: go when the parent goes. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     for (int i = 1; i < argc; i++) {

@@ -1,6 +1,7 @@
 /* canary backtest, end to end: the shipped corpus (examples/traces) under
  * the shipped example policies, in text, JSON and CSV, with the figures
- * docs/simulation.md quotes; a corpus written by the test whose mean and
+ * docs/simulation.md quotes (also for the policy with a burn rate and a
+ * judged metric); a corpus written by the test whose mean and
  * p95 are worked out by hand; every input error with its exit code; a
  * metric only one policy knows. */
 #include <setjmp.h>
@@ -82,20 +83,23 @@ static void test_examples(void **state)
     const char *text[] = {"--policy", quick, "--policy", careful, "--policy", tuned,
                           "--corpus", corpus, NULL};
     assert_int_equal(backtest(&o, f->dir, text), 0);
-    assert_contains(o.out, "6 cases in ");
-    assert_contains(o.out, " (3 healthy, 3 faulty) under 3 policies\n\n");
+    assert_contains(o.out, "9 cases in ");
+    assert_contains(o.out, " (4 healthy, 5 faulty) under 3 policies\n\n");
     assert_contains(o.out, "                        quick   careful  tuned\n"
-                           "faults caught           2 of 3  3 of 3   3 of 3\n"
-                           "faults missed           1       0        0\n"
-                           "false rollbacks         2 of 3  1 of 3   1 of 3\n"
+                           "faults caught           2 of 5  3 of 5   3 of 5\n"
+                           "faults missed           3       2        2\n"
+                           "false rollbacks         2 of 4  1 of 4   1 of 4\n"
                            "undecided               0       0        0\n"
                            "time to rollback, mean  3m45s   18m40s   17m20s\n"
                            "time to rollback, p95   4m30s   31m30s   31m30s\n"
                            "healthy rollout, mean   10m     50m      40m\n");
-    assert_contains(o.out, "slow-leak         faulty   completed in 10m  MISSED        "
+    assert_contains(o.out, "slow-leak           faulty   completed in 10m  MISSED        "
                            "rolled_back at 31m30s       rolled_back at 31m30s\n");
-    assert_contains(o.out, "no-traffic        healthy  rolled_back at 6m  FALSE ALARM  "
+    assert_contains(o.out, "no-traffic          healthy  rolled_back at 6m  FALSE ALARM  "
                            "paused at 30m  FALSE ALARM  paused at 24m  FALSE ALARM\n");
+    /* the series only the burn-rate and judged policy reads differently */
+    assert_contains(o.out, "latency-regression  faulty   completed in 10m  MISSED        "
+                           "completed in 50m  MISSED    completed in 40m  MISSED\n");
     assert_string_equal(o.err, "");
     cn_test_output_free(&o);
 
@@ -106,25 +110,25 @@ static void test_examples(void **state)
     json_t *j = json_loads(o.out, 0, &je);
     if (!j)
         fail_msg("not JSON (%s): %s", je.text, o.out);
-    assert_int_equal(json_array_size(json_object_get(j, "cases")), 6);
+    assert_int_equal(json_array_size(json_object_get(j, "cases")), 9);
     json_t *q = json_array_get(json_object_get(j, "policies"), 0);
     assert_string_equal(json_string_value(json_object_get(q, "policy")), "quick");
-    assert_int_equal(json_integer_value(json_object_get(q, "cases")), 6);
+    assert_int_equal(json_integer_value(json_object_get(q, "cases")), 9);
     assert_int_equal(json_integer_value(json_object_get(q, "caught")), 2);
-    assert_int_equal(json_integer_value(json_object_get(q, "missed")), 1);
+    assert_int_equal(json_integer_value(json_object_get(q, "missed")), 3);
     assert_int_equal(json_integer_value(json_object_get(q, "false_rollbacks")), 2);
     assert_true(json_number_value(json_object_get(q, "mean_time_to_rollback_seconds")) == 225);
     assert_true(json_number_value(json_object_get(q, "p95_time_to_rollback_seconds")) == 270);
     assert_true(json_number_value(json_object_get(q, "mean_healthy_duration_seconds")) == 600);
     /* The missed leak goes on hurting at 100% until the trace ends. */
     assert_true(json_number_value(json_object_get(q, "total_impact")) > 300000);
-    json_t *leak = json_array_get(json_object_get(q, "results"), 4);
+    json_t *leak = json_array_get(json_object_get(q, "results"), 7);
     assert_string_equal(json_string_value(json_object_get(leak, "case")), "slow-leak");
     assert_string_equal(json_string_value(json_object_get(leak, "result")), "promoted");
     assert_int_equal(json_integer_value(json_object_get(leak, "exit_code")), 0);
     assert_true(json_is_null(json_object_get(leak, "stopped_seconds")));
     json_t *t = json_array_get(json_object_get(j, "policies"), 1);
-    json_t *quiet = json_array_get(json_object_get(t, "results"), 3);
+    json_t *quiet = json_array_get(json_object_get(t, "results"), 6);
     assert_string_equal(json_string_value(json_object_get(quiet, "outcome")), "paused");
     assert_true(json_is_null(json_object_get(quiet, "exit_code")));
     assert_true(json_number_value(json_object_get(quiet, "stopped_seconds")) == 1440);
@@ -135,7 +139,7 @@ static void test_examples(void **state)
                          NULL};
     assert_int_equal(backtest(&o, f->dir, csv), 0);
     char line[4096];
-    snprintf(line, sizeof line, "quick,%s,6,3,2,1,0,3,2,0,225,270,600,47910,", quick);
+    snprintf(line, sizeof line, "quick,%s,9,5,2,3,0,4,2,0,225,270,600,113070,", quick);
     assert_prefix(o.out, "policy,file,cases,faulty,caught,missed,undecided_faults,healthy,"
                          "false_rollbacks,undecided_healthy,mean_time_to_rollback_seconds,"
                          "p95_time_to_rollback_seconds,mean_healthy_duration_seconds,"
@@ -143,6 +147,32 @@ static void test_examples(void **state)
     assert_contains(o.out, line);
     assert_int_equal(cn_test_count(o.out, "\n"), 3);
     cn_test_output_free(&o);
+
+    /* The same signals as a burn rate against a 99.95% SLO and a judged
+     * latency: every fault caught, sooner; the flaky glitch spends the
+     * budget fast enough to roll back. */
+    char *slo = src("examples/backtest-slo.yaml");
+    const char *judged[] = {"--policy", tuned, "--policy", slo, "--corpus", corpus, NULL};
+    assert_int_equal(backtest(&o, f->dir, judged), 0);
+    assert_contains(o.out, "                        tuned   slo\n"
+                           "faults caught           3 of 5  5 of 5\n"
+                           "faults missed           2       0\n"
+                           "false rollbacks         1 of 4  2 of 4\n"
+                           "undecided               0       0\n"
+                           "time to rollback, mean  17m20s  7m42s\n"
+                           "time to rollback, p95   31m30s  16m30s\n"
+                           "healthy rollout, mean   40m     40m\n");
+    assert_contains(o.out, "budget-burn         faulty   completed in 40m  MISSED    "
+                           "rolled_back at 8m30s\n");
+    assert_contains(o.out, "latency-regression  faulty   completed in 40m  MISSED    "
+                           "rolled_back at 1m\n");
+    assert_contains(o.out, "latency-noise       healthy  completed in 40m            "
+                           "completed in 40m\n");
+    assert_contains(o.out, "flaky-metric        healthy  completed in 40m            "
+                           "rolled_back at 5m30s  FALSE ALARM\n");
+    assert_string_equal(o.err, "");
+    cn_test_output_free(&o);
+    free(slo);
     free(quick);
     free(careful);
     free(tuned);

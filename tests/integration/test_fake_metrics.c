@@ -9,9 +9,11 @@
 #include <cmocka.h>
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "proc.h"
 #include "server.h"
@@ -258,6 +260,87 @@ static void test_range_queries(void **state)
     stop(x);
 }
 
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The number in a one-series vector, NaN for anything else. */
+static double vector_value(const cn_test_reply *r)
+{
+    const char *v = strstr(r->body, "\"value\":[");
+    v = v ? strstr(v, ",\"") : NULL;
+    return v ? strtod(v + 2, NULL) : NAN;
+}
+
+/* Series over time from the origin, the moment the weight first rose
+ * above 0: range samples at the nearest second, a window's integral and
+ * the seconds it covers. */
+static void test_timelines(void **state)
+{
+    fx *x = *state;
+    start(x, "lat 0 timeline 10,20,NaN,40\n"
+              "err 0 integral 0.5,1,NaN\n"
+              "tot 0 covered 0.5,1,NaN\n"
+              "actuate 0 ok\n");
+    cn_test_reply r;
+    /* no origin yet: nothing */
+    range(x, "lat", "&start=1000&end=1010&step=1", &r);
+    assert_true(strstr(r.body, "\"values\":[]") != NULL);
+    cn_test_reply_free(&r);
+    query(x, "lat", &r, WAIT_MS);
+    assert_true(strstr(r.body, "\"result\":[]") != NULL);
+    cn_test_reply_free(&r);
+    query(x, "err[3s]", &r, WAIT_MS);
+    assert_true(vector_value(&r) == 0);
+    cn_test_reply_free(&r);
+
+    double before = wall_s();
+    post_actuate(x, 5, "advance", 1, &r);
+    double after = wall_s();
+    cn_test_reply_free(&r);
+    /* the origin is between before and after, a few ms apart: samples a
+     * quarter of a second off whole seconds */
+    double o = (before + after) / 2;
+    char rest[256];
+    snprintf(rest, sizeof rest, "&start=%.3f&end=%.3f&step=1", o - 2.75, o + 5.25);
+    range(x, "lat", rest, &r);
+    assert_int_equal(r.status, 200);
+    /* -3, -2 and -1 have no value, 2 is NaN, 4 and 5 hold the last */
+    assert_int_equal(cn_test_count(r.body, ",\"10\"]"), 1);
+    assert_int_equal(cn_test_count(r.body, ",\"20\"]"), 1);
+    assert_int_equal(cn_test_count(r.body, ",\"40\"]"), 3);
+    assert_null(strstr(r.body, "NaN"));
+    cn_test_reply_free(&r);
+
+    /* 1.1 s on: over [now - 3 s, now] only [origin, now] counts, and the
+     * value 1 from the first second on */
+    struct timespec nap = {1, 100000000};
+    nanosleep(&nap, NULL);
+    query(x, "sum(rate(tot[3s]))", &r, WAIT_MS);
+    double covered = vector_value(&r);
+    cn_test_reply_free(&r);
+    query(x, "sum(rate(err[3s]))", &r, WAIT_MS);
+    double integral = vector_value(&r);
+    cn_test_reply_free(&r);
+    assert_true(covered > 1.09 && covered < 1.6);
+    assert_true(fabs(integral - (0.5 + (covered - 1))) < 0.05);
+    query(x, "tot[500ms]", &r, WAIT_MS);
+    assert_true(fabs(vector_value(&r) - 0.5) < 1e-9);
+    cn_test_reply_free(&r);
+    query(x, "lat", &r, WAIT_MS); /* second 1: 20 */
+    assert_value(&r, "20");
+    cn_test_reply_free(&r);
+    /* without a window: refused */
+    query(x, "tot", &r, WAIT_MS);
+    assert_int_equal(r.status, 400);
+    assert_true(strstr(r.body, "need a range selector") != NULL);
+    cn_test_reply_free(&r);
+    stop(x);
+}
+
 static void test_weight_file(void **state)
 {
     fx *x = *state;
@@ -474,6 +557,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_weight_switch_and_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_weight_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_range_queries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timelines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_rule_and_bad_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hang, setup, teardown),

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +244,36 @@ static void test_svg(void **state)
     assert_contains(svg, "3s</text>");
     free(svg);
 
+    /* A burn rate against its factors, a judged metric's score against
+     * marginal and pass. */
+    inputs(f, "name: t\n" PLAN ANALYSIS "  metrics:\n"
+              "    - name: availability\n"
+              "      burn_rate:\n"
+              "        slo: 99.9%\n"
+              "        errors: 'e[{{window}}]'\n"
+              "        total: 't[{{window}}]'\n"
+              "        prometheus: {address: \"" NOWHERE "\"}\n"
+              "    - name: latency\n"
+              "      prometheus: {address: \"" NOWHERE "\", query: 'lat{v=\"{{version}}\"}'}\n"
+              "      judge: mann_whitney\n",
+           CHANGE, "seconds,metric,value,baseline\n0,availability,0.0002,\n0,latency,100,101\n"
+                   "1,latency,102,99\n2,latency,98,100\n");
+    assert_int_equal(simulate(&o, f, "--svg", f->svg, NULL), 0);
+    cn_test_output_free(&o);
+    svg = cn_sc_slurp(f->svg);
+    assert_non_null(svg);
+    assert_true(balanced(svg, "svg", &n));
+    assert_int_equal(cn_test_count(svg, "<g class=\"metric\">"), 2);
+    assert_contains(svg, ">availability (burn rate: x the error budget)</text>");
+    assert_contains(svg, ">latency (judge: the round's score)</text>");
+    /* the workbook's two factors; marginal and pass */
+    assert_int_equal(cn_test_count(svg, "<line class=\"threshold\""), 4);
+    assert_contains(svg, ">factor 14.4</text>");
+    assert_contains(svg, ">factor 6</text>");
+    assert_contains(svg, ">marginal 75</text>");
+    assert_contains(svg, ">pass 95</text>");
+    free(svg);
+
     /* An SVG that cannot be written: exit 1, said so. */
     snprintf(f->svg, sizeof f->svg, "%s/no/such/dir/out.svg", f->dir);
     assert_int_equal(simulate(&o, f, "--svg", f->svg, NULL), 1);
@@ -463,6 +494,154 @@ static void test_consistency(void **state)
     free(sim);
 }
 
+/* ---- consistency: burn rates and judged metrics --------------------------- */
+
+/* The fake serves each metric as a timeline (tests/fake/README.md): value
+ * k holds over second k after the weight first rose above 0, as row k of a
+ * trace holds from k seconds after stage 1 was applied. */
+#define SECONDS 40
+
+/* A burn-rate metric: errors / total over each scaled window; one pair,
+ * 1h/5m at 14.4x, scaled to a 4s bake: 4s and 2s. */
+#define BURN_POLICY                                                                     \
+    "plan: {steps: [10%, 50%, 100%], bake: 4s, min_samples: 2}\n" ANALYSIS             \
+    "  metrics:\n"                                                                      \
+    "    - name: availability\n"                                                        \
+    "      burn_rate:\n"                                                                \
+    "        slo: 99.9%\n"                                                              \
+    "        errors: 'sum(rate(req{version=\"{{version}}\",code=~\"5..\"}[{{window}}]))'\n" \
+    "        total: 'sum(rate(req{version=\"{{version}}\"}[{{window}}]))'\n"              \
+    "        prometheus: {address: \"@ADDR@\"}\n"                                       \
+    "        windows: [{long: 1h, short: 5m, factor: 14.4}]\n"
+
+/* A judged latency, a sample a second; 4 a side can show a difference at
+ * 95% confidence, so a stage's third poll is its first real judgement. */
+#define JUDGED_POLICY                                                                   \
+    "plan: {steps: [10%, 50%, 100%], bake: 4s, min_samples: 1}\n" ANALYSIS             \
+    "  judge: {pass: 95, marginal: 75}\n"                                               \
+    "  metrics:\n"                                                                      \
+    "    - name: latency\n"                                                             \
+    "      prometheus: {address: \"@ADDR@\", query: 'lat{version=\"{{version}}\"}'}\n"  \
+    "      judge:\n"                                                                    \
+    "        mann_whitney: {direction: increase, allowed_increase: 1.1, confidence: 0.95}\n" \
+    "        step: 1s\n"
+
+/* Noise the same every run: centre +- up to 3, one decimal. */
+static void noisy(double *v, size_t n, double centre, unsigned seed)
+{
+    unsigned x = seed;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        v[i] = round((centre + (double)((x >> 16) % 61) / 10 - 3) * 10) / 10;
+    }
+}
+
+/* "v0,v1,..." as the fake's timeline takes it. */
+static void timeline(char *buf, size_t cap, const double *v, size_t n)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%.17g", i ? "," : "", v[i]);
+}
+
+/* The same as trace rows, value and (when b) baseline. */
+static void trace_rows(char *buf, size_t cap, const char *metric, const double *v,
+                       const double *b, size_t n)
+{
+    size_t used = (size_t)snprintf(buf, cap, "seconds,metric,value,baseline\n");
+    for (size_t i = 0; i < n && used < cap; i++) {
+        used += (size_t)snprintf(buf + used, cap - used, "%zu,%s,%.17g,", i, metric, v[i]);
+        used += b ? (size_t)snprintf(buf + used, cap - used, "%.17g\n", b[i])
+                  : (size_t)snprintf(buf + used, cap - used, "\n");
+    }
+}
+
+/* The decisions of a run and of its simulation, in order, must be the
+ * same, and with evidence, the measurements too (as a set); returns the
+ * simulated decisions (free them). */
+static char *same_decisions(const cn_scenario *s, const char *trace, bool evidence)
+{
+    char *ran = run_events(s), *sim = simulated_events(s, trace);
+    static char d1[32768], e1[32768], d2[32768], e2[32768];
+    split_events(ran, d1, sizeof d1, e1);
+    split_events(sim, d2, sizeof d2, e2);
+    cn_sc_expect_text(s, "simulated decisions (canary run's, from its database)", d2, d1);
+    if (evidence)
+        cn_sc_expect_text(s, "simulated evidence (sorted)", e2, e1);
+    free(ran);
+    free(sim);
+    return strdup(d2);
+}
+
+static void test_consistency_burn_and_judge(void **state)
+{
+    cn_scenarios *x = *state;
+    cn_scenario *burn = cn_sc_new(x, "burn rate: 50% errors from 6s, in stage 2", CN_SC_HTTP);
+    cn_scenario *alike = cn_sc_new(x, "judged: latency like the baseline's", CN_SC_HTTP);
+    cn_scenario *slow = cn_sc_new(x, "judged: latency 40% higher", CN_SC_HTTP);
+    static char script[3][16384], trace[3][8192], line[4096], line2[4096];
+
+    /* errors / requests per second: 0.02% for 6 s, then 50% */
+    double ratio[SECONDS];
+    for (size_t i = 0; i < SECONDS; i++)
+        ratio[i] = i < 6 ? 0.0002 : 0.5;
+    timeline(line, sizeof line, ratio, SECONDS);
+    snprintf(script[0], sizeof script[0], "code=~\"5..\"}[ 0 integral %s\n"
+             "req{version=\"v2\"}[ 0 covered %s\n", line, line);
+    trace_rows(trace[0], sizeof trace[0], "availability", ratio, NULL, SECONDS);
+    cn_sc_fake(burn, script[0]);
+    cn_sc_inputs(burn, BURN_POLICY, CHANGE);
+
+    double base[SECONDS], same[SECONDS], worse[SECONDS];
+    noisy(base, SECONDS, 100, 1);
+    noisy(same, SECONDS, 100, 2);
+    noisy(worse, SECONDS, 140, 3);
+    timeline(line, sizeof line, base, SECONDS);
+    timeline(line2, sizeof line2, same, SECONDS);
+    snprintf(script[1], sizeof script[1], "lat{version=\"v1\"} 0 timeline %s\n"
+             "lat{version=\"v2\"} 0 timeline %s\n", line, line2);
+    trace_rows(trace[1], sizeof trace[1], "latency", same, base, SECONDS);
+    cn_sc_fake(alike, script[1]);
+    cn_sc_inputs(alike, JUDGED_POLICY, CHANGE);
+    timeline(line2, sizeof line2, worse, SECONDS);
+    snprintf(script[2], sizeof script[2], "lat{version=\"v1\"} 0 timeline %s\n"
+             "lat{version=\"v2\"} 0 timeline %s\n", line, line2);
+    trace_rows(trace[2], sizeof trace[2], "latency", worse, base, SECONDS);
+    cn_sc_fake(slow, script[2]);
+    cn_sc_inputs(slow, JUDGED_POLICY, CHANGE);
+
+    cn_scenario *list[] = {burn, alike, slow};
+    cn_sc_run_all(list, 3, NULL, NULL);
+    cn_sc_expect_code(burn, 3);
+    cn_sc_expect_code(alike, 0);
+    cn_sc_expect_code(slow, 3);
+
+    char *d = same_decisions(burn, trace[0], false);
+    assert_string_equal(d, "started|3 stages to 100%, first 10%; author 'alice'\n"
+                           "stage_applied|stage 1 of 3 serves 10%; baking 4s\n"
+                           "promoted|stage 1 passed its analysis: baked _ of 4s; every metric "
+                           "has 3 or more passing samples (2 needed)\n"
+                           "stage_applied|stage 2 of 3 serves 50%; baking 4s\n"
+                           "rolling_back|rolling back for analysis: availability failed 1 time, "
+                           "more than failure_limit 0\n"
+                           "rolled_back|rolled back after analysis; previous version serves "
+                           "100%\n");
+    free(d);
+    d = same_decisions(alike, trace[1], true);
+    assert_contains(d, "promoted|stage 3 passed its analysis");
+    assert_contains(d, "completed|the new version serves 100% after stage 3\n");
+    free(d);
+    d = same_decisions(slow, trace[2], true);
+    assert_string_equal(d, "started|3 stages to 100%, first 10%; author 'alice'\n"
+                           "stage_applied|stage 1 of 3 serves 10%; baking 4s\n"
+                           "rolling_back|rolling back for analysis: latency failed 1 time, "
+                           "more than failure_limit 0\n"
+                           "rolled_back|rolled back after analysis; previous version serves "
+                           "100%\n");
+    free(d);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -473,6 +652,8 @@ int main(void)
         TEST(test_svg),
         TEST(test_errors),
         cmocka_unit_test_setup_teardown(test_consistency, cn_sc_setup, cn_sc_teardown),
+        cmocka_unit_test_setup_teardown(test_consistency_burn_and_judge, cn_sc_setup,
+                                        cn_sc_teardown),
     };
     return cmocka_run_group_tests_name("simulate", tests, NULL, NULL);
 }

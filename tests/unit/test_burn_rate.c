@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "canary/burn_rate.h"
@@ -559,6 +560,66 @@ static void test_edges(void **state)
     assert_int_equal(cn_burn_judge(&b, &w, NULL, t, NULL, why, sizeof why), CN_OUTCOME_ERROR);
 }
 
+/* ---- what the engine and the simulator share ---------------------------- */
+
+static void test_stage_bake(void **state)
+{
+    (void)state;
+    cn_plan plan = {.stage_count = 2, .bake_ms = 5 * MIN};
+    plan.stages[0].bake_ms = 10 * MIN;
+    plan.stages[1].bake_ms = 20 * MIN;
+    assert_int_equal(cn_burn_stage_bake(&plan, 1), 10 * MIN);
+    assert_int_equal(cn_burn_stage_bake(&plan, 2), 20 * MIN);
+    assert_int_equal(cn_burn_stage_bake(&plan, 0), 5 * MIN);
+    assert_int_equal(cn_burn_stage_bake(&plan, 3), 5 * MIN);
+}
+
+/* What observers see, and the evidence in the event log. */
+static void test_shown_and_data(void **state)
+{
+    (void)state;
+    cn_burn_result res;
+    char why[256];
+    cn_outcome o = judge1(value(3.12), value(100), value(4.01), value(100), &res, why,
+                          sizeof why);
+    cn_reading shown = cn_burn_shown(o, &res, why);
+    assert_int_equal(shown.kind, CN_READING_VALUE);
+    assert_true(fabs(shown.value - 31.2) < 1e-9);
+    assert_string_equal(shown.detail, "");
+
+    cn_burn_rate b = unscaled(0.999, FAST, 1);
+    cn_burn_windows w;
+    cn_burn_scale(&b, 0, S, &w);
+    char *text = cn_burn_data("availability", &b, &w, o, &res);
+    assert_non_null(text);
+    assert_string_equal(text, "{\"metric\":\"availability\",\"outcome\":\"fail\","
+                              "\"kind\":\"burn_rate\",\"slo\":0.999,\"budget\":0.001,"
+                              "\"value\":31.2,\"max\":14.4,\"pair\":{\"long\":\"2m\","
+                              "\"short\":\"10s\",\"factor\":14.4},\"windows\":[{\"window\":"
+                              "\"2m\",\"errors\":3.12,\"total\":100.0,\"ratio\":0.0312,"
+                              "\"burn\":31.2},{\"window\":\"10s\",\"errors\":4.01,\"total\":"
+                              "100.0,\"ratio\":0.0401,\"burn\":40.1}]}");
+    free(text);
+
+    /* no data: no value, no pair, the words as the detail */
+    o = judge1(value(0), value(0), value(0), value(10), &res, why, sizeof why);
+    assert_int_equal(o, CN_OUTCOME_NODATA);
+    shown = cn_burn_shown(o, &res, why);
+    assert_int_equal(shown.kind, CN_READING_NODATA);
+    assert_string_equal(shown.detail, why);
+    text = cn_burn_data("availability", &b, &w, o, &res);
+    assert_non_null(strstr(text, "\"outcome\":\"nodata\""));
+    assert_non_null(strstr(text, "\"value\":null"));
+    assert_null(strstr(text, "\"pair\""));
+    assert_non_null(strstr(text, "{\"window\":\"2m\",\"errors\":null,\"total\":null,"
+                                 "\"ratio\":null,\"burn\":null}"));
+    free(text);
+    o = judge1(failed("HTTP 503"), value(0), value(0), value(10), &res, why, sizeof why);
+    shown = cn_burn_shown(o, &res, why);
+    assert_int_equal(shown.kind, CN_READING_ERROR);
+    assert_string_equal(shown.detail, "error: errors over 2m: HTTP 503");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -577,6 +638,8 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_fail_beats_error),
         cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_stage_bake),
+        cmocka_unit_test(test_shown_and_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -523,6 +523,98 @@ static void test_round_data(void **state)
     json_decref(j);
 }
 
+/* ---- what the engine and the simulator share ---------------------------- */
+
+static void test_windows_at(void **state)
+{
+    (void)state;
+    cn_metric m = {.name = "p99"};
+    assert_int_equal(cn_round_step_ms(&m, 30000), 30000);
+    m.judge.step_ms = 15000;
+    assert_int_equal(cn_round_step_ms(&m, 30000), 15000);
+    /* 90 s into a stage at 10%, a sample every 15 s: both over the stage */
+    cn_round_windows w = cn_round_windows_at(1000090, 90, 1000000, false, 15);
+    assert_true(w.canary_start == 1000000 && w.canary_end == 1000090);
+    assert_true(w.baseline_start == 1000000 && w.baseline_end == 1000090);
+    assert_true(w.step == 15);
+    /* at 100%: the baseline's as long, ending at the switch */
+    w = cn_round_windows_at(1000090, 90, 1000000, true, 15);
+    assert_true(w.canary_start == 1000000 && w.canary_end == 1000090);
+    assert_true(w.baseline_start == 999910 && w.baseline_end == 1000000);
+    /* a bake longer than one query resolves keeps its latest 10,998 steps */
+    w = cn_round_windows_at(1e6, 20000, 9e5, true, 1);
+    assert_true(w.canary_start == 1e6 - 10998 && w.canary_end == 1e6);
+    assert_true(w.baseline_start == 9e5 - 10998 && w.baseline_end == 9e5);
+    /* a paused stage's bake is what the machine counts, not the time since */
+    w = cn_round_windows_at(500, 30, 100, false, 10);
+    assert_true(w.canary_start == 470);
+}
+
+/* cn_round_run is cn_round_judge, cn_round_decide and cn_round_order in
+ * one: the same outcomes, words and order as calling them. */
+static void test_round_run(void **state)
+{
+    (void)state;
+    cn_judge_config lat = cn_judge_defaults();
+    lat.direction = CN_DIRECTION_INCREASE;
+    lat.allowed_increase = 1.1;
+    cn_reading ok = reading(CN_READING_VALUE, "");
+    cn_round_input in[2] = {
+        {.name = "errors", .group = "errors", .config = &lat, .canary = &ok, .baseline = &ok,
+         .canary_values = BASE, .baseline_values = BASE, .canary_count = 20,
+         .baseline_count = 20},
+        {.name = "p99", .group = "latency", .config = &lat, .canary = &ok, .baseline = &ok,
+         .canary_values = SLOW, .baseline_values = BASE, .canary_count = 20,
+         .baseline_count = 20},
+    };
+    cn_group_weight g[2] = {{"latency", 60}, {"errors", 40}};
+    cn_judge_scoring scoring = {.pass = 95, .marginal = 75, .groups = g, .group_count = 2};
+    cn_round r;
+    assert_int_equal(cn_round_run(&r, in, 2, &scoring), CN_OK);
+    assert_int_equal(r.count, 2);
+    assert_true(r.summary.scored && r.summary.score.score == 40);
+    assert_int_equal(r.summary.outcome, CN_OUTCOME_FAIL);
+    /* the metric that failed the round is reported first */
+    assert_int_equal(r.order[0], 1);
+    assert_int_equal(r.order[1], 0);
+    assert_int_equal(r.metrics[1].outcome, CN_OUTCOME_FAIL);
+    assert_string_equal(r.metrics[1].why, "high (estimate +40.7, ci [37.7, 43.7], mean ratio "
+                                          "1.41 >= 1.1; 20 and 20 samples); score 40 < "
+                                          "marginal 75");
+    assert_true(r.score.pass == 95 && r.score.marginal == 75 && r.score.weight_count == 2);
+    cn_reading shown = cn_round_shown(&r.summary);
+    assert_int_equal(shown.kind, CN_READING_VALUE);
+    assert_true(shown.value == 40);
+    /* the same by hand */
+    cn_round_metric m[2];
+    cn_round_judge(&in[0], &m[0]);
+    cn_round_judge(&in[1], &m[1]);
+    cn_round_summary sum;
+    assert_int_equal(cn_round_decide(m, 2, &r.score, &sum), CN_OK);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(m[i].outcome, r.metrics[i].outcome);
+        assert_string_equal(m[i].why, r.metrics[i].why);
+    }
+    cn_round_free(&r);
+    assert_null(r.metrics);
+    assert_int_equal(r.count, 0);
+
+    /* nothing judged: nothing to report; every query failed: an error,
+     * and no score to show */
+    assert_int_equal(cn_round_run(&r, in, 0, &scoring), CN_OK);
+    assert_int_equal(r.count, 0);
+    cn_round_free(&r);
+    cn_reading down = reading(CN_READING_ERROR, "HTTP 503");
+    in[0].baseline = &down;
+    assert_int_equal(cn_round_run(&r, in, 1, &scoring), CN_OK);
+    assert_int_equal(r.metrics[0].outcome, CN_OUTCOME_ERROR);
+    assert_string_equal(r.metrics[0].why, "error: baseline samples: HTTP 503");
+    shown = cn_round_shown(&r.summary);
+    assert_int_equal(shown.kind, CN_READING_ERROR);
+    assert_true(isnan(shown.value));
+    cn_round_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -538,6 +630,8 @@ int main(void)
         cmocka_unit_test(test_round_errors),
         cmocka_unit_test(test_round_words),
         cmocka_unit_test(test_round_data),
+        cmocka_unit_test(test_windows_at),
+        cmocka_unit_test(test_round_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
