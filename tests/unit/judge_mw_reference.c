@@ -1,0 +1,384 @@
+/*
+ * judge_mw_reference.c: TEST-ONLY CODE. A frozen copy of controller/
+ * judge_mw.c as it was before the rank statistic and the Hodges-Lehmann
+ * search were made faster (commit 276f11d), kept so that
+ * test_judge_mw_identity.c can check that the fast version gives
+ * bit-identical results. Included by that test only, never linked into
+ * canary; its API is renamed ref_mw_* and made static. It may be deleted
+ * once the fast version has lived for a while.
+ *
+ * The original header: the Mann-Whitney (Wilcoxon rank-sum) test, the Hodges-Lehmann
+ * shift and its confidence interval (judge.h has the contract).
+ *
+ * Everything works on sorted copies of the two samples. The rank statistic
+ * at a shift mu is one merge of x - mu with y (x - mu stays sorted), so a
+ * step of the root finder costs O(n + m), not a sort. The pairwise
+ * differences x_i - y_j are never listed (100k x 100k would be 10^10):
+ * counting those at most d, and finding the nearest one to a point, are
+ * two-pointer walks over the sorted samples, because x_i - y_j grows with i
+ * and falls with j (also in floating point, where subtraction is
+ * monotonic).
+ */
+#include "canary/judge.h"  /* the types only */
+
+#include <float.h>
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_roots.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "canary/status.h"
+
+/* Enough for the bracket to close to ~1e-13 of its width by bisection
+ * alone; Brent's method needs no more than that on a step function. */
+#define MAX_ROOT_ITERATIONS 200
+/* Differences looked at around Brent's answer before settling for it. */
+#define SNAP_STEPS 64
+
+typedef struct sorted {
+    double *x, *y;
+    size_t n, m;
+} sorted;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double p = *(const double *)a, q = *(const double *)b;
+    return (p > q) - (p < q);
+}
+
+static int check_sample(const double *v, size_t n, const char *who, char *err, size_t errlen)
+{
+    if (n == 0 || !v)
+        return cn_set_err(err, errlen, CN_EINVAL, "the %s sample is empty", who);
+    if (n > CN_JUDGE_MAX_SAMPLES)
+        return cn_set_err(err, errlen, CN_ELIMIT,
+                          "the %s sample holds %zu values, more than the %u the judge takes",
+                          who, n, CN_JUDGE_MAX_SAMPLES);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return cn_set_err(err, errlen, CN_EINVAL, "the %s sample holds %s at index %zu",
+                              who, isnan(v[i]) ? "NaN" : "an infinite value", i);
+    return CN_OK;
+}
+
+static void sorted_free(sorted *s)
+{
+    free(s->x);
+    free(s->y);
+    memset(s, 0, sizeof *s);
+}
+
+static int sorted_load(sorted *s, const double *x, size_t n, const double *y, size_t m,
+                       char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    int rc = check_sample(x, n, "canary", err, errlen);
+    if (!rc)
+        rc = check_sample(y, m, "baseline", err, errlen);
+    if (rc)
+        return rc;
+    s->x = malloc(n * sizeof *s->x);
+    s->y = malloc(m * sizeof *s->y);
+    if (!s->x || !s->y) {
+        sorted_free(s);
+        return cn_set_err(err, errlen, CN_ENOMEM, "out of memory sorting %zu + %zu values", n,
+                          m);
+    }
+    memcpy(s->x, x, n * sizeof *x);
+    memcpy(s->y, y, m * sizeof *y);
+    qsort(s->x, n, sizeof *s->x, cmp_double);
+    qsort(s->y, m, sizeof *s->y, cmp_double);
+    s->n = n;
+    s->m = m;
+    /* Every difference x_i - y_j lies between these two; beyond the
+     * largest double the shifts stop meaning anything. */
+    if (!isfinite(s->x[n - 1] - s->y[0]) || !isfinite(s->x[0] - s->y[m - 1])) {
+        sorted_free(s);
+        return cn_set_err(err, errlen, CN_EINVAL,
+                          "the samples are too far apart: their differences overflow");
+    }
+    return CN_OK;
+}
+
+/* ---- the rank statistic at a shift ------------------------------------- */
+
+/* W of x - mu against y (pairs x_i - mu > y_j, ties counted 1/2) and the
+ * tie term sum(t^3 - t) over the groups of equal values in both. */
+typedef struct rank_stat {
+    double w, ties;
+} rank_stat;
+
+static rank_stat rank_at(const sorted *s, double mu)
+{
+    rank_stat r = {0, 0};
+    size_t i = 0, j = 0;
+    while (i < s->n || j < s->m) {
+        double v = i < s->n ? s->x[i] - mu : INFINITY;
+        if (j < s->m && s->y[j] < v)
+            v = s->y[j];
+        size_t below = j; /* y values strictly less than v */
+        double cx = 0, cy = 0;
+        for (; i < s->n && s->x[i] - mu == v; i++)
+            cx++;
+        for (; j < s->m && s->y[j] == v; j++)
+            cy++;
+        r.w += cx * (double)below + 0.5 * cx * cy;
+        double t = cx + cy;
+        r.ties += t * t * t - t;
+    }
+    return r;
+}
+
+static double sign(double v)
+{
+    return (v > 0) - (v < 0);
+}
+
+/* The continuity-corrected z of the test of shift mu; 0 without variance. */
+static double z_at(const sorted *s, double mu)
+{
+    double n = (double)s->n, m = (double)s->m, total = n + m;
+    rank_stat r = rank_at(s, mu);
+    double dz = r.w - n * m / 2;
+    double var = n * m / 12 * ((total + 1) - r.ties / (total * (total - 1)));
+    if (!(var > 0))
+        return 0;
+    return (dz - sign(dz) * 0.5) / sqrt(var);
+}
+
+/* ---- pairwise differences without listing them ------------------------- */
+
+/* Pairs with x_i - y_j <= d. For each i those are a tail j >= j_i of y,
+ * and j_i never moves back as x_i grows. */
+static uint64_t count_at_most(const sorted *s, double d)
+{
+    uint64_t count = 0;
+    size_t j = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        while (j < s->m && s->x[i] - s->y[j] > d)
+            j++;
+        count += s->m - j;
+    }
+    return count;
+}
+
+/* The largest difference <= b, -Inf when none. */
+static double largest_at_most(const sorted *s, double b)
+{
+    double best = -INFINITY;
+    size_t j = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        while (j < s->m && s->x[i] - s->y[j] > b)
+            j++;
+        if (j < s->m && s->x[i] - s->y[j] > best)
+            best = s->x[i] - s->y[j];
+    }
+    return best;
+}
+
+/* The smallest difference >= a, +Inf when none: for each i the last j
+ * whose difference still reaches a. */
+static double smallest_at_least(const sorted *s, double a)
+{
+    double best = INFINITY;
+    size_t valid = 0; /* y[0 .. valid-1] give differences >= a for this i */
+    for (size_t i = 0; i < s->n; i++) {
+        while (valid < s->m && s->x[i] - s->y[valid] >= a)
+            valid++;
+        if (valid > 0 && s->x[i] - s->y[valid - 1] < best)
+            best = s->x[i] - s->y[valid - 1];
+    }
+    return best;
+}
+
+/* Doubles as unsigned integers in the same order, so that bisection over
+ * them ends on one exact double. */
+static uint64_t order_key(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return (u >> 63) ? ~u : (u | (UINT64_C(1) << 63));
+}
+
+static double from_key(uint64_t k)
+{
+    uint64_t u = (k >> 63) ? (k & ~(UINT64_C(1) << 63)) : ~k;
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+/* The k-th smallest difference (1-based): the smallest double with k
+ * differences at or below it is always one of them. */
+static double kth_difference(const sorted *s, uint64_t k)
+{
+    uint64_t lo = order_key(s->x[0] - s->y[s->m - 1]);
+    uint64_t hi = order_key(s->x[s->n - 1] - s->y[0]);
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (count_at_most(s, from_key(mid)) >= k)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return from_key(lo) + 0.0; /* -0 prints as 0 */
+}
+
+static double hodges_lehmann(const sorted *s)
+{
+    uint64_t pairs = (uint64_t)s->n * s->m;
+    if (pairs % 2)
+        return kth_difference(s, pairs / 2 + 1);
+    return (kth_difference(s, pairs / 2) + kth_difference(s, pairs / 2 + 1)) / 2;
+}
+
+/* ---- the confidence interval ------------------------------------------- */
+
+typedef struct crossing {
+    const sorted *s;
+    double zq;
+} crossing;
+
+/* R's wdiff: positive while the shift mu is still too small for the test
+ * of x - mu to stop rejecting at the critical value zq. */
+static double wdiff(double mu, void *arg)
+{
+    const crossing *c = arg;
+    return z_at(c->s, mu) - c->zq;
+}
+
+/* The sign of wdiff on the open stretch between two neighbouring
+ * differences, seen from a point inside it. */
+static double side(const crossing *c, double from, double to, double outside)
+{
+    if (!isfinite(from) || !isfinite(to))
+        return outside;
+    return wdiff(from + (to - from) / 2, (void *)c);
+}
+
+/* The statistic only changes where x_i - mu meets some y_j, so it is a
+ * step function of mu and it crosses zero at a pairwise difference: the
+ * one with the function positive on the stretch before it and not on the
+ * stretch after. Brent's method gets within a hair of it; this walks the
+ * differences near its answer r (within tol) to land exactly on it. */
+static double snap(const crossing *c, double r, double tol)
+{
+    double below = largest_at_most(c->s, r), d = smallest_at_least(c->s, r);
+    if (r - below < d - r)
+        d = below;
+    for (int step = 0; step < SNAP_STEPS && isfinite(d) && fabs(d - r) <= tol; step++) {
+        double prev = largest_at_most(c->s, nextafter(d, -INFINITY));
+        double next = smallest_at_least(c->s, nextafter(d, INFINITY));
+        /* Brent only runs with wdiff > 0 at the low end, < 0 at the high end. */
+        bool before = side(c, prev, d, 1) > 0, after = side(c, d, next, -1) > 0;
+        if (before && !after)
+            return d + 0.0;
+        d = after ? next : prev;
+    }
+    return r;
+}
+
+/* R's root(): the ends of the search range when the crossing lies outside
+ * it, else Brent's method from GSL over [mumin, mumax]. */
+static int crossing_shift(const sorted *s, double zq, double *out, char *err, size_t errlen)
+{
+    double lo = s->x[0] - s->y[s->m - 1], hi = s->x[s->n - 1] - s->y[0];
+    crossing c = {s, zq};
+    if (wdiff(lo, &c) <= 0) {
+        *out = lo;
+        return CN_OK;
+    }
+    if (wdiff(hi, &c) >= 0) {
+        *out = hi;
+        return CN_OK;
+    }
+    gsl_root_fsolver *solver = gsl_root_fsolver_alloc(gsl_root_fsolver_brent);
+    if (!solver)
+        return cn_set_err(err, errlen, CN_ENOMEM, "out of memory for the root finder");
+    gsl_function f = {wdiff, &c};
+    double tol = (hi - lo) * 1e-13;
+    if (gsl_root_fsolver_set(solver, &f, lo, hi) != GSL_SUCCESS) {
+        gsl_root_fsolver_free(solver); /* cannot happen: the signs were checked */
+        return cn_set_err(err, errlen, CN_EINVAL, "the root finder refused [%g, %g]", lo, hi);
+    }
+    for (int i = 0; i < MAX_ROOT_ITERATIONS; i++) {
+        if (gsl_root_fsolver_iterate(solver) != GSL_SUCCESS)
+            break;
+        if (gsl_root_test_interval(gsl_root_fsolver_x_lower(solver),
+                                   gsl_root_fsolver_x_upper(solver), tol, 0) == GSL_SUCCESS)
+            break;
+    }
+    double root = gsl_root_fsolver_root(solver);
+    gsl_root_fsolver_free(solver);
+    *out = snap(&c, root, 4 * tol + 4 * DBL_EPSILON * fabs(root));
+    return CN_OK;
+}
+
+/* ---- the API ------------------------------------------------------------ */
+
+static int ref_mw_test(const double *x, size_t n, const double *y, size_t m, double confidence,
+               cn_mw_result *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (!(confidence > 0 && confidence < 1))
+        return cn_set_err(err, errlen, CN_EINVAL,
+                          "confidence must lie strictly between 0 and 1, got %g", confidence);
+    sorted s;
+    int rc = sorted_load(&s, x, n, y, m, err, errlen);
+    if (rc)
+        return rc;
+
+    rank_stat r = rank_at(&s, 0);
+    out->u = r.w;
+    /* R: 2 * min(pnorm(z), pnorm(z, lower.tail = FALSE)). */
+    out->p_value = 2 * gsl_cdf_ugaussian_Q(fabs(z_at(&s, 0)));
+    if (out->p_value > 1)
+        out->p_value = 1;
+
+    bool x_constant = s.x[0] == s.x[n - 1], y_constant = s.y[0] == s.y[m - 1];
+    if (x_constant && y_constant) {
+        /* Every shift but the difference separates the samples completely,
+         * and at the difference every value ties: no interval to invert. */
+        out->estimate = out->ci_low = out->ci_high = s.x[0] - s.y[0] + 0.0;
+    } else {
+        double alpha = 1 - confidence;
+        out->estimate = hodges_lehmann(&s);
+        rc = crossing_shift(&s, gsl_cdf_ugaussian_Qinv(alpha / 2), &out->ci_low, err, errlen);
+        if (!rc)
+            rc = crossing_shift(&s, gsl_cdf_ugaussian_Pinv(alpha / 2), &out->ci_high, err,
+                                errlen);
+    }
+    sorted_free(&s);
+    return rc;
+}
+
+static int ref_mw_shift_z(const double *x, size_t n, const double *y, size_t m, double mu, double *z,
+                  char *err, size_t errlen)
+{
+    *z = 0;
+    if (!isfinite(mu))
+        return cn_set_err(err, errlen, CN_EINVAL, "the shift must be finite");
+    sorted s;
+    int rc = sorted_load(&s, x, n, y, m, err, errlen);
+    if (rc)
+        return rc;
+    *z = z_at(&s, mu);
+    sorted_free(&s);
+    return CN_OK;
+}
+
+static int ref_mw_u(const double *x, size_t n, const double *y, size_t m, double *u, char *err,
+            size_t errlen)
+{
+    *u = 0;
+    sorted s;
+    int rc = sorted_load(&s, x, n, y, m, err, errlen);
+    if (rc)
+        return rc;
+    *u = rank_at(&s, 0).w;
+    sorted_free(&s);
+    return CN_OK;
+}
