@@ -389,6 +389,11 @@ int cn_judge_metric(const cn_judge_config *c, const double *canary, size_t n,
         return CN_OK;
     }
 
+    /* The mean is summed in the samples' order; then both are sorted once
+     * here, so that the test and the shifts after it find them sorted. */
+    double ratio = c->effect == CN_EFFECT_MEAN_RATIO ? mean_ratio(x, nx, y, ny) : NAN;
+    qsort(x, nx, sizeof *x, cmp_double);
+    qsort(y, ny, sizeof *y, cmp_double);
     cn_mw_result mw;
     char err[160];
     rc = cn_mw_test(x, nx, y, ny, c->confidence, &mw, err, sizeof err);
@@ -404,11 +409,8 @@ int cn_judge_metric(const cn_judge_config *c, const double *canary, size_t n,
     out->ci_low = mw.ci_low;
     out->ci_high = mw.ci_high;
     out->band = c->tolerance * fabs(mw.estimate);
-    out->effect_size = c->effect == CN_EFFECT_CLES ? mw.u / ((double)nx * (double)ny)
-                                                   : mean_ratio(x, nx, y, ny);
+    out->effect_size = c->effect == CN_EFFECT_CLES ? mw.u / ((double)nx * (double)ny) : ratio;
 
-    qsort(x, nx, sizeof *x, cmp_double);
-    qsort(y, ny, sizeof *y, cmp_double);
     if (same_values(x, nx, y, ny)) {
         out->classification = CN_JUDGE_PASS;
         say(out, "pass: the canary and baseline samples hold the same values (%zu each)", nx);

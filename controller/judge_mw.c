@@ -10,6 +10,16 @@
  * two-pointer walks over the sorted samples, because x_i - y_j grows with i
  * and falls with j (also in floating point, where subtraction is
  * monotonic).
+ *
+ * Speed without changing a bit (test_judge_mw_identity.c checks against
+ * the original): the k-th difference is found by bisecting on values until
+ * few candidates are left, which are then listed and selected among, not
+ * by 64 bisections of the double's bits; and once Brent's bracket is
+ * narrow, the rank statistic is kept as a sum over the canary values that
+ * cannot change inside it plus the few that can (a window), so a step
+ * costs what is left in the bracket, not n + m. Both give the very same
+ * integers (W counted in halves, the tie term) as the merge, and so the
+ * same doubles.
  */
 #include "canary/judge.h"
 
@@ -18,6 +28,7 @@
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_roots.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +44,13 @@
 typedef struct sorted {
     double *x, *y;
     size_t n, m;
+    /* With the extras (cn_mw_test): room for the candidate differences of
+     * the k-th, the distinct canary values (xv, xc of each), the y part of
+     * the tie term, and the window's arrays, one per distinct value. */
+    double *cand, *xv;
+    size_t limit, runs;
+    size_t *xc, *active, *jlo, *jhi;
+    uint64_t y_ties;
 } sorted;
 
 static int cmp_double(const void *a, const void *b)
@@ -59,12 +77,50 @@ static int check_sample(const double *v, size_t n, const char *who, char *err, s
 static void sorted_free(sorted *s)
 {
     free(s->x);
-    free(s->y);
+    free(s->xc);
     memset(s, 0, sizeof *s);
 }
 
+static bool is_sorted(const double *v, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (v[i] < v[i - 1])
+            return false;
+    return true;
+}
+
+static uint64_t tie_term(uint64_t t)
+{
+    return t * t * t - t;
+}
+
+/* The distinct canary values and the ties of the baseline's. */
+static void sorted_extras(sorted *s)
+{
+    size_t r = 0;
+    for (size_t i = 0; i < s->n; r++) {
+        size_t k = i;
+        while (k < s->n && s->x[k] == s->x[i])
+            k++;
+        s->xv[r] = s->x[i];
+        s->xc[r] = k - i;
+        i = k;
+    }
+    s->runs = r;
+    s->y_ties = 0;
+    for (size_t j = 0; j < s->m;) {
+        size_t k = j;
+        while (k < s->m && s->y[k] == s->y[j])
+            k++;
+        s->y_ties += tie_term(k - j);
+        j = k;
+    }
+}
+
+/* extras: also what cn_mw_test needs beyond the two sorted samples. One
+ * allocation for the doubles, one for the counts. */
 static int sorted_load(sorted *s, const double *x, size_t n, const double *y, size_t m,
-                       char *err, size_t errlen)
+                       bool extras, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
     int rc = check_sample(x, n, "canary", err, errlen);
@@ -72,19 +128,35 @@ static int sorted_load(sorted *s, const double *x, size_t n, const double *y, si
         rc = check_sample(y, m, "baseline", err, errlen);
     if (rc)
         return rc;
-    s->x = malloc(n * sizeof *s->x);
-    s->y = malloc(m * sizeof *s->y);
-    if (!s->x || !s->y) {
+    size_t limit = extras ? n + m : 0;
+    s->x = malloc((n + m + limit + (extras ? n : 0)) * sizeof *s->x);
+    if (s->x && extras)
+        s->xc = malloc(4 * n * sizeof *s->xc);
+    if (!s->x || (extras && !s->xc)) {
         sorted_free(s);
         return cn_set_err(err, errlen, CN_ENOMEM, "out of memory sorting %zu + %zu values", n,
                           m);
     }
+    s->y = s->x + n;
     memcpy(s->x, x, n * sizeof *x);
     memcpy(s->y, y, m * sizeof *y);
-    qsort(s->x, n, sizeof *s->x, cmp_double);
-    qsort(s->y, m, sizeof *s->y, cmp_double);
+    /* Already sorted (as the classifier hands them over): a stable sort
+     * would leave them as they are, so skip it. */
+    if (!is_sorted(s->x, n))
+        qsort(s->x, n, sizeof *s->x, cmp_double);
+    if (!is_sorted(s->y, m))
+        qsort(s->y, m, sizeof *s->y, cmp_double);
     s->n = n;
     s->m = m;
+    if (extras) {
+        s->cand = s->y + m;
+        s->limit = limit;
+        s->xv = s->cand + limit;
+        s->active = s->xc + n;
+        s->jlo = s->active + n;
+        s->jhi = s->jlo + n;
+        sorted_extras(s);
+    }
     /* Every difference x_i - y_j lies between these two; beyond the
      * largest double the shifts stop meaning anything. */
     if (!isfinite(s->x[n - 1] - s->y[0]) || !isfinite(s->x[0] - s->y[m - 1])) {
@@ -143,20 +215,6 @@ static double z_at(const sorted *s, double mu)
 
 /* ---- pairwise differences without listing them ------------------------- */
 
-/* Pairs with x_i - y_j <= d. For each i those are a tail j >= j_i of y,
- * and j_i never moves back as x_i grows. */
-static uint64_t count_at_most(const sorted *s, double d)
-{
-    uint64_t count = 0;
-    size_t j = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        while (j < s->m && s->x[i] - s->y[j] > d)
-            j++;
-        count += s->m - j;
-    }
-    return count;
-}
-
 /* The largest difference <= b, -Inf when none. */
 static double largest_at_most(const sorted *s, double b)
 {
@@ -203,28 +261,132 @@ static double from_key(uint64_t k)
     return d;
 }
 
-/* The k-th smallest difference (1-based): the smallest double with k
- * differences at or below it is always one of them. */
-static double kth_difference(const sorted *s, uint64_t k)
+/* One walk at d: how many differences are at most d, the largest of those
+ * and the smallest difference above d. In row i the first j whose
+ * difference is <= d holds the row's largest such; the j before it, the
+ * row's smallest above. */
+typedef struct split {
+    uint64_t count;
+    double below, above;
+} split;
+
+static split split_at(const sorted *s, double d)
 {
-    uint64_t lo = order_key(s->x[0] - s->y[s->m - 1]);
-    uint64_t hi = order_key(s->x[s->n - 1] - s->y[0]);
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        if (count_at_most(s, from_key(mid)) >= k)
-            hi = mid;
-        else
-            lo = mid + 1;
+    split r = {0, -INFINITY, INFINITY};
+    size_t j = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        while (j < s->m && s->x[i] - s->y[j] > d)
+            j++;
+        r.count += s->m - j;
+        if (j < s->m && s->x[i] - s->y[j] > r.below)
+            r.below = s->x[i] - s->y[j];
+        if (j > 0 && s->x[i] - s->y[j - 1] < r.above)
+            r.above = s->x[i] - s->y[j - 1];
     }
-    return from_key(lo) + 0.0; /* -0 prints as 0 */
+    return r;
 }
 
-static double hodges_lehmann(const sorted *s)
+/* Puts the nth smallest of v (0-based) at v[nth], none larger before it
+ * and none smaller after (Hoare's FIND, pivot the median of three). */
+static void select_nth(double *v, size_t n, size_t nth)
+{
+    ptrdiff_t l = 0, r = (ptrdiff_t)n - 1, k = (ptrdiff_t)nth;
+    while (l < r) {
+        double a = v[l], b = v[k], c = v[r];
+        double pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+        ptrdiff_t i = l, j = r;
+        do {
+            while (v[i] < pivot)
+                i++;
+            while (pivot < v[j])
+                j--;
+            if (i <= j) {
+                double t = v[i];
+                v[i++] = v[j];
+                v[j--] = t;
+            }
+        } while (i <= j);
+        if (j < k)
+            l = i;
+        if (k < i)
+            r = j;
+    }
+}
+
+/* The k-th smallest difference (1-based) and, with next, the (k+1)-th
+ * (k < n m). Bisection keeps fewer than k differences at or below lo and
+ * at least k (or k + 1) at or below hi, halving the values between them
+ * (or, when that stalls on far-apart magnitudes, the doubles between
+ * them), until few enough candidates are left in (lo, hi] to list and
+ * select among. Exact: the same difference as any other way of counting,
+ * -0 printed as 0 as before. */
+static void kth_differences(sorted *s, uint64_t k, bool next, double *kth, double *after)
+{
+    uint64_t need = next ? k + 1 : k;
+    double lo = -INFINITY, hi = s->x[s->n - 1] - s->y[0];
+    uint64_t clo = 0, chi = (uint64_t)s->n * s->m;
+    bool by_key = false;
+    while (chi - clo > s->limit) {
+        uint64_t klo = order_key(lo), khi = order_key(hi);
+        if (khi - klo < 2)
+            break; /* (lo, hi] holds only hi */
+        double mid = lo + (hi - lo) / 2;
+        if (by_key || !(mid > lo && mid < hi))
+            mid = from_key(klo + (khi - klo) / 2);
+        uint64_t before = chi - clo;
+        split sp = split_at(s, mid);
+        if (sp.count >= need) {
+            hi = sp.below;
+            chi = sp.count;
+        } else if (sp.count < k) {
+            lo = mid;
+            clo = sp.count;
+            if (sp.above >= hi)
+                break; /* (lo, hi] holds only hi */
+        } else { /* exactly k at or below mid: the k-th is there, k+1-th above */
+            *kth = sp.below + 0.0;
+            *after = sp.above + 0.0;
+            return;
+        }
+        by_key = chi - clo > before / 2;
+    }
+    if (chi - clo > s->limit) {
+        *kth = *after = hi + 0.0;
+        return;
+    }
+    /* List the differences in (lo, hi]: in row i those from the first j at
+     * or below hi to the first at or below lo. */
+    size_t count = 0, jh = 0, jl = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        while (jh < s->m && s->x[i] - s->y[jh] > hi)
+            jh++;
+        while (jl < s->m && s->x[i] - s->y[jl] > lo)
+            jl++;
+        for (size_t j = jh; j < jl; j++)
+            s->cand[count++] = s->x[i] - s->y[j];
+    }
+    size_t nth = (size_t)(k - clo - 1);
+    select_nth(s->cand, count, nth);
+    *kth = s->cand[nth] + 0.0;
+    if (next) {
+        double least = INFINITY;
+        for (size_t i = nth + 1; i < count; i++)
+            if (s->cand[i] < least)
+                least = s->cand[i];
+        *after = least + 0.0;
+    }
+}
+
+static double hodges_lehmann(sorted *s)
 {
     uint64_t pairs = (uint64_t)s->n * s->m;
-    if (pairs % 2)
-        return kth_difference(s, pairs / 2 + 1);
-    return (kth_difference(s, pairs / 2) + kth_difference(s, pairs / 2 + 1)) / 2;
+    double a, b;
+    if (pairs % 2) {
+        kth_differences(s, pairs / 2 + 1, false, &a, &b);
+        return a;
+    }
+    kth_differences(s, pairs / 2, true, &a, &b);
+    return (a + b) / 2;
 }
 
 /* ---- the confidence interval ------------------------------------------- */
@@ -319,7 +481,7 @@ int cn_mw_test(const double *x, size_t n, const double *y, size_t m, double conf
         return cn_set_err(err, errlen, CN_EINVAL,
                           "confidence must lie strictly between 0 and 1, got %g", confidence);
     sorted s;
-    int rc = sorted_load(&s, x, n, y, m, err, errlen);
+    int rc = sorted_load(&s, x, n, y, m, true, err, errlen);
     if (rc)
         return rc;
 
@@ -354,7 +516,7 @@ int cn_mw_shift_z(const double *x, size_t n, const double *y, size_t m, double m
     if (!isfinite(mu))
         return cn_set_err(err, errlen, CN_EINVAL, "the shift must be finite");
     sorted s;
-    int rc = sorted_load(&s, x, n, y, m, err, errlen);
+    int rc = sorted_load(&s, x, n, y, m, false, err, errlen);
     if (rc)
         return rc;
     *z = z_at(&s, mu);
@@ -367,7 +529,7 @@ int cn_mw_u(const double *x, size_t n, const double *y, size_t m, double *u, cha
 {
     *u = 0;
     sorted s;
-    int rc = sorted_load(&s, x, n, y, m, err, errlen);
+    int rc = sorted_load(&s, x, n, y, m, false, err, errlen);
     if (rc)
         return rc;
     *u = rank_at(&s, 0).w;
