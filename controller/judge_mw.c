@@ -45,11 +45,13 @@ typedef struct sorted {
     double *x, *y;
     size_t n, m;
     /* With the extras (cn_mw_test): room for the candidate differences of
-     * the k-th, the distinct canary values (xv, xc of each), the y part of
-     * the tie term, and the window's arrays, one per distinct value. */
-    double *cand, *xv;
-    size_t limit, runs;
-    size_t *xc, *active, *jlo, *jhi;
+     * the k-th, the distinct canary values (xv, xc of each), the distinct
+     * baseline values (yv, with ybelow[q] baseline values below the q-th
+     * and ybelow[yruns] = m), the y part of the tie term, and the window's
+     * arrays, one per distinct canary value. */
+    double *cand, *xv, *yv;
+    size_t limit, runs, yruns;
+    size_t *xc, *ybelow, *active, *jlo, *jhi;
     uint64_t y_ties;
 } sorted;
 
@@ -108,13 +110,18 @@ static void sorted_extras(sorted *s)
     }
     s->runs = r;
     s->y_ties = 0;
-    for (size_t j = 0; j < s->m;) {
+    r = 0;
+    for (size_t j = 0; j < s->m; r++) {
         size_t k = j;
         while (k < s->m && s->y[k] == s->y[j])
             k++;
+        s->yv[r] = s->y[j];
+        s->ybelow[r] = j;
         s->y_ties += tie_term(k - j);
         j = k;
     }
+    s->yruns = r;
+    s->ybelow[r] = s->m;
 }
 
 /* extras: also what cn_mw_test needs beyond the two sorted samples. One
@@ -129,9 +136,9 @@ static int sorted_load(sorted *s, const double *x, size_t n, const double *y, si
     if (rc)
         return rc;
     size_t limit = extras ? n + m : 0;
-    s->x = malloc((n + m + limit + (extras ? n : 0)) * sizeof *s->x);
+    s->x = malloc((n + m + limit + (extras ? n + m : 0)) * sizeof *s->x);
     if (s->x && extras)
-        s->xc = malloc(4 * n * sizeof *s->xc);
+        s->xc = malloc((4 * n + m + 1) * sizeof *s->xc);
     if (!s->x || (extras && !s->xc)) {
         sorted_free(s);
         return cn_set_err(err, errlen, CN_ENOMEM, "out of memory sorting %zu + %zu values", n,
@@ -152,7 +159,9 @@ static int sorted_load(sorted *s, const double *x, size_t n, const double *y, si
         s->cand = s->y + m;
         s->limit = limit;
         s->xv = s->cand + limit;
-        s->active = s->xc + n;
+        s->yv = s->xv + n;
+        s->ybelow = s->xc + n;
+        s->active = s->ybelow + m + 1;
         s->jlo = s->active + n;
         s->jhi = s->jlo + n;
         sorted_extras(s);
@@ -202,15 +211,19 @@ static double sign(double v)
 }
 
 /* The continuity-corrected z of the test of shift mu; 0 without variance. */
-static double z_at(const sorted *s, double mu)
+static double z_of(const sorted *s, rank_stat r)
 {
     double n = (double)s->n, m = (double)s->m, total = n + m;
-    rank_stat r = rank_at(s, mu);
     double dz = r.w - n * m / 2;
     double var = n * m / 12 * ((total + 1) - r.ties / (total * (total - 1)));
     if (!(var > 0))
         return 0;
     return (dz - sign(dz) * 0.5) / sqrt(var);
+}
+
+static double z_at(const sorted *s, double mu)
+{
+    return z_of(s, rank_at(s, mu));
 }
 
 /* ---- pairwise differences without listing them ------------------------- */
@@ -389,28 +402,151 @@ static double hodges_lehmann(sorted *s)
     return (a + b) / 2;
 }
 
+/* ---- the rank statistic inside a bracket ----------------------------- */
+
+/* For mu in [a, b] each distinct canary value v = x - mu stays within
+ * [x - b, x - a] (rounding is monotonic), so only the baseline values in
+ * that range, y[jlo .. jhi), can tie with it or change sides. A value
+ * with none there, which cannot meet its neighbouring canary values
+ * either, adds the same to W and to the tie term all over the bracket:
+ * those sums are kept (w2 counts W in halves), and only the others, the
+ * active ones, are looked at for each mu. The integers are the merge's
+ * (rank_at), so the doubles made of them are too. */
+typedef struct window {
+    bool valid;
+    double a, b;
+    uint64_t w2, ties;
+    size_t count; /* active values, their indices in s->active */
+} window;
+
+/* Whether the r-th and (r+1)-th distinct canary values can round to the
+ * same x - mu for some mu in [a, b]. */
+static bool may_meet_next(const sorted *s, size_t r, double a, double b)
+{
+    return r + 1 < s->runs && s->xv[r] - a >= s->xv[r + 1] - b;
+}
+
+static void window_settle(const sorted *s, window *w, size_t r, double a, double b)
+{
+    if (s->jlo[r] == s->jhi[r] && !may_meet_next(s, r, a, b) &&
+        !(r > 0 && may_meet_next(s, r - 1, a, b))) {
+        w->w2 += 2 * (uint64_t)s->xc[r] * s->ybelow[s->jlo[r]];
+        w->ties += tie_term(s->xc[r]);
+    } else {
+        s->active[w->count++] = r;
+    }
+}
+
+/* Opens w over [a, b]: one walk, the ranges (of distinct baseline values,
+ * jlo[r] .. jhi[r]) move up with the canary values. */
+static void window_open(const sorted *s, window *w, double a, double b)
+{
+    w->w2 = 0;
+    w->ties = s->y_ties;
+    w->count = 0;
+    size_t lo = 0, hi = 0;
+    for (size_t r = 0; r < s->runs; r++) {
+        while (lo < s->yruns && s->yv[lo] < s->xv[r] - b)
+            lo++;
+        if (hi < lo)
+            hi = lo;
+        while (hi < s->yruns && s->yv[hi] <= s->xv[r] - a)
+            hi++;
+        s->jlo[r] = lo;
+        s->jhi[r] = hi;
+        window_settle(s, w, r, a, b);
+    }
+    w->a = a;
+    w->b = b;
+    w->valid = true;
+}
+
+/* Narrows w to [a, b], inside the last one: only the active values move. */
+static void window_narrow(const sorted *s, window *w, double a, double b)
+{
+    size_t count = w->count;
+    w->count = 0;
+    for (size_t k = 0; k < count; k++) {
+        size_t r = s->active[k], lo = s->jlo[r], hi = s->jhi[r];
+        while (lo < hi && s->yv[lo] < s->xv[r] - b)
+            lo++;
+        while (hi > lo && s->yv[hi - 1] > s->xv[r] - a)
+            hi--;
+        s->jlo[r] = lo;
+        s->jhi[r] = hi;
+        window_settle(s, w, r, a, b);
+    }
+    w->a = a;
+    w->b = b;
+}
+
+/* rank_at(s, mu) for a mu inside the window: canary values that round to
+ * the same x - mu form one group with the baseline values equal to it, as
+ * in the merge. */
+static rank_stat window_rank(const sorted *s, const window *w, double mu)
+{
+    uint64_t w2 = w->w2, ties = w->ties;
+    for (size_t k = 0; k < w->count;) {
+        size_t r = s->active[k];
+        double v = s->xv[r] - mu;
+        uint64_t cx = s->xc[r];
+        for (k++; k < w->count && s->xv[s->active[k]] - mu == v; k++)
+            cx += s->xc[s->active[k]];
+        size_t q = s->jlo[r];
+        while (q < s->jhi[r] && s->yv[q] < v)
+            q++;
+        uint64_t below = s->ybelow[q];
+        uint64_t cy = q < s->jhi[r] && s->yv[q] == v ? s->ybelow[q + 1] - below : 0;
+        w2 += 2 * cx * below + cx * cy;
+        ties += tie_term(cx + cy) - tie_term(cy); /* cy's own term is in w->ties */
+    }
+    return (rank_stat){(double)w2 / 2, (double)ties};
+}
+
 /* ---- the confidence interval ------------------------------------------- */
 
 typedef struct crossing {
     const sorted *s;
     double zq;
+    window w;
+    /* The last two shifts asked about, and the answers: GSL asks again
+     * about the ends it was given. */
+    double seen_mu[2], seen[2];
+    int seen_count, seen_next;
 } crossing;
+
+static bool same_double(double a, double b)
+{
+    return !memcmp(&a, &b, sizeof a);
+}
 
 /* R's wdiff: positive while the shift mu is still too small for the test
  * of x - mu to stop rejecting at the critical value zq. */
 static double wdiff(double mu, void *arg)
 {
-    const crossing *c = arg;
-    return z_at(c->s, mu) - c->zq;
+    crossing *c = arg;
+    for (int k = 0; k < c->seen_count; k++)
+        if (same_double(c->seen_mu[k], mu))
+            return c->seen[k];
+    const sorted *s = c->s;
+    bool inside = c->w.valid && c->w.a <= mu && mu <= c->w.b &&
+                  2 * c->w.count <= s->n + s->m;
+    double d = z_of(s, inside ? window_rank(s, &c->w, mu) : rank_at(s, mu)) - c->zq;
+    c->seen_mu[c->seen_next] = mu;
+    c->seen[c->seen_next] = d;
+    c->seen_next ^= 1;
+    if (c->seen_count < 2)
+        c->seen_count++;
+    return d;
 }
 
 /* The sign of wdiff on the open stretch between two neighbouring
  * differences, seen from a point inside it. */
-static double side(const crossing *c, double from, double to, double outside)
+static double side(crossing *c, double from, double to, double outside)
 {
     if (!isfinite(from) || !isfinite(to))
         return outside;
-    return wdiff(from + (to - from) / 2, (void *)c);
+    return wdiff(from + (to - from) / 2, c);
 }
 
 /* The statistic only changes where x_i - mu meets some y_j, so it is a
@@ -418,7 +554,7 @@ static double side(const crossing *c, double from, double to, double outside)
  * one with the function positive on the stretch before it and not on the
  * stretch after. Brent's method gets within a hair of it; this walks the
  * differences near its answer r (within tol) to land exactly on it. */
-static double snap(const crossing *c, double r, double tol)
+static double snap(crossing *c, double r, double tol)
 {
     double below = largest_at_most(c->s, r), d = smallest_at_least(c->s, r);
     if (r - below < d - r)
@@ -440,7 +576,7 @@ static double snap(const crossing *c, double r, double tol)
 static int crossing_shift(const sorted *s, double zq, double *out, char *err, size_t errlen)
 {
     double lo = s->x[0] - s->y[s->m - 1], hi = s->x[s->n - 1] - s->y[0];
-    crossing c = {s, zq};
+    crossing c = {.s = s, .zq = zq};
     if (wdiff(lo, &c) <= 0) {
         *out = lo;
         return CN_OK;
@@ -461,9 +597,15 @@ static int crossing_shift(const sorted *s, double zq, double *out, char *err, si
     for (int i = 0; i < MAX_ROOT_ITERATIONS; i++) {
         if (gsl_root_fsolver_iterate(solver) != GSL_SUCCESS)
             break;
-        if (gsl_root_test_interval(gsl_root_fsolver_x_lower(solver),
-                                   gsl_root_fsolver_x_upper(solver), tol, 0) == GSL_SUCCESS)
+        double a = gsl_root_fsolver_x_lower(solver), b = gsl_root_fsolver_x_upper(solver);
+        if (gsl_root_test_interval(a, b, tol, 0) == GSL_SUCCESS)
             break;
+        /* A window once the bracket holds about one baseline value per
+         * canary value, narrowed each time it is an eighth as wide. */
+        if (!c.w.valid && b - a <= (hi - lo) / (double)(s->n + s->m))
+            window_open(s, &c.w, a, b);
+        else if (c.w.valid && b - a <= (c.w.b - c.w.a) / 8)
+            window_narrow(s, &c.w, a, b);
     }
     double root = gsl_root_fsolver_root(solver);
     gsl_root_fsolver_free(solver);
