@@ -327,29 +327,40 @@ static void select_nth(double *v, size_t n, size_t nth)
 }
 
 /* The k-th smallest difference (1-based) and, with next, the (k+1)-th
- * (k < n m). Bisection keeps fewer than k differences at or below lo and
- * at least k (or k + 1) at or below hi, halving the values between them
- * (or, when that stalls on far-apart magnitudes, the doubles between
- * them), until few enough candidates are left in (lo, hi] to list and
- * select among. Exact: the same difference as any other way of counting,
- * -0 printed as 0 as before. */
+ * (k < n m). The search keeps fewer than k differences at or below lo and
+ * at least k (or k + 1) at or below hi, until few enough candidates are
+ * left in (lo, hi] to list and select among. Each step guesses, by linear
+ * interpolation of the counts, a point a quarter of that limit beyond k
+ * on the side with more candidates, so that two or three steps usually
+ * do; when a step fails to halve the candidates the next one halves the
+ * values between lo and hi, and after that the doubles between them
+ * (far-apart magnitudes), which always ends. Exact: the same difference
+ * as any other way of counting, -0 printed as 0 as before. */
 static void kth_differences(sorted *s, uint64_t k, bool next, double *kth, double *after)
 {
     uint64_t need = next ? k + 1 : k;
-    double lo = -INFINITY, hi = s->x[s->n - 1] - s->y[0];
+    double lo = nextafter(s->x[0] - s->y[s->m - 1], -INFINITY);
+    double hi = s->x[s->n - 1] - s->y[0];
     uint64_t clo = 0, chi = (uint64_t)s->n * s->m;
-    bool by_key = false;
+    int stalled = 0;
     while (chi - clo > s->limit) {
         uint64_t klo = order_key(lo), khi = order_key(hi);
         if (khi - klo < 2)
             break; /* (lo, hi] holds only hi */
-        double mid = lo + (hi - lo) / 2;
-        if (by_key || !(mid > lo && mid < hi))
+        double mid = NAN;
+        if (stalled == 0) {
+            uint64_t quarter = s->limit / 4;
+            uint64_t aim = chi - need > k - clo ? need + quarter : k - quarter;
+            mid = lo + (hi - lo) * ((double)(aim - clo) / (double)(chi - clo));
+        } else if (stalled == 1) {
+            mid = lo + (hi - lo) / 2;
+        }
+        if (!(mid > lo && mid < hi))
             mid = from_key(klo + (khi - klo) / 2);
         uint64_t before = chi - clo;
         split sp = split_at(s, mid);
         if (sp.count >= need) {
-            hi = sp.below;
+            hi = sp.below < mid ? sp.below : mid; /* mid when both are zeros */
             chi = sp.count;
         } else if (sp.count < k) {
             lo = mid;
@@ -361,7 +372,7 @@ static void kth_differences(sorted *s, uint64_t k, bool next, double *kth, doubl
             *after = sp.above + 0.0;
             return;
         }
-        by_key = chi - clo > before / 2;
+        stalled = chi - clo > before / 2 ? stalled + 1 : 0;
     }
     if (chi - clo > s->limit) {
         *kth = *after = hi + 0.0;
