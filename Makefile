@@ -52,8 +52,10 @@ FAKE_SRCS := $(wildcard tests/fake/*.c)
 FAKE_BINS := $(FAKE_SRCS:tests/fake/%.c=$(BUILD)/fake/%)
 BENCH_SRCS := $(wildcard tests/bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
+# The nginx + Prometheus example's service and load generator.
+EXAMPLE_BINS := $(BUILD)/examples/service $(BUILD)/examples/loadgen
 
-.PHONY: all deps test check unit integration demo valgrind bench clean
+.PHONY: all deps test check unit integration demo valgrind bench clean examples
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/canary
@@ -88,13 +90,22 @@ $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/support/server.o $(BUILD)/libcanary.a
 $(BUILD)/fake/%: tests/fake/%.c $(BUILD)/libcanary.a | $(BUILD)/fake
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/obj $(BUILD)/tests $(BUILD)/support $(BUILD)/bench $(BUILD)/fake:
+$(BUILD)/examples/service: examples/nginx-prometheus/service.c | $(BUILD)/examples
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(PKG_LIBS)
+
+# The load generator drives libcurl from the loop through the library's cn_http.
+$(BUILD)/examples/loadgen: examples/nginx-prometheus/loadgen.c $(BUILD)/libcanary.a | $(BUILD)/examples
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+examples: $(EXAMPLE_BINS)
+
+$(BUILD)/obj $(BUILD)/tests $(BUILD)/support $(BUILD)/bench $(BUILD)/fake $(BUILD)/examples:
 	mkdir -p $@
 
 # Runs every suite even when one fails, then fails if any did.
 TEST_ENV = CANARY_BIN=$(CURDIR)/$(BUILD)/canary CANARY_SRC=$(CURDIR) \
-	CANARY_FAKE_DIR=$(CURDIR)/$(BUILD)/fake
-check: $(BUILD)/canary $(UNIT_BINS) $(INTEG_BINS) $(FAKE_BINS)
+	CANARY_FAKE_DIR=$(CURDIR)/$(BUILD)/fake CANARY_EXAMPLES_DIR=$(CURDIR)/$(BUILD)/examples
+check: $(BUILD)/canary $(UNIT_BINS) $(INTEG_BINS) $(FAKE_BINS) $(EXAMPLE_BINS)
 	@failed=0; for t in $(UNIT_BINS) $(INTEG_BINS); do \
 		echo "== $$t"; \
 		$(TEST_ENV) $$t || failed=1; \
@@ -112,7 +123,7 @@ demo: deps
 
 VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
-valgrind: $(BUILD)/canary $(UNIT_BINS) $(INTEG_BINS) $(FAKE_BINS)
+valgrind: $(BUILD)/canary $(UNIT_BINS) $(INTEG_BINS) $(FAKE_BINS) $(EXAMPLE_BINS)
 	@failed=0; for t in $(UNIT_BINS); do \
 		echo "== valgrind $$t"; $(TEST_ENV) $(VALGRIND) $$t || failed=1; \
 	done; \
@@ -146,4 +157,4 @@ clean:
 # Keep test support objects between links instead of rebuilding them.
 .SECONDARY: $(TEST_HELPER_OBJS)
 
--include $(OBJS:.o=.d) $(TEST_HELPER_OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(TEST_HELPER_OBJS:.o=.d) $(EXAMPLE_BINS:=.d)
