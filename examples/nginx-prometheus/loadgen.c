@@ -90,7 +90,7 @@ static void body_version(const cn_http_reply *r, char *out, size_t len)
 {
     size_t n = strspn(r->body, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                "0123456789._-");
-    char code[8];
+    char code[32];
     snprintf(code, sizeof code, " %ld\n", r->status);
     if (n && n <= VERSION_MAX && n < len && !strcmp(r->body + n, code))
         snprintf(out, len, "%.*s", (int)n, r->body);
@@ -184,7 +184,7 @@ static int write_counts(const loadgen *g, const char *path)
                                           "failed", (json_int_t)g->versions[i].failed));
     for (int s = 0; s < 600; s++)
         if (g->by_status[s]) {
-            char key[8];
+            char key[16];
             snprintf(key, sizeof key, "%d", s);
             json_object_set_new(status, key, json_integer((json_int_t)g->by_status[s]));
         }
