@@ -197,8 +197,9 @@ static int write_counts(const loadgen *g, const char *path)
         "skipped", (json_int_t)g->skipped, "by_version", versions, "by_status", status);
     char tmp[4096];
     int rc = -1;
+    size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10);
     if (doc && snprintf(tmp, sizeof tmp, "%s.tmp", path) < (int)sizeof tmp &&
-        json_dump_file(doc, tmp, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) == 0) {
+        json_dump_file(doc, tmp, flags) == 0) {
         FILE *f = fopen(tmp, "a");
         rc = f && fputc('\n', f) != EOF ? 0 : -1;
         if (f && fclose(f) != 0)

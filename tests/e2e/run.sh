@@ -236,8 +236,9 @@ setup() {
     # Prometheus starts scraping ~5 s after it is ready (its discovery
     # updates are throttled); canary needs both versions' series and the
     # stable one's rate before stage 1.
-    until_ok 40 "Prometheus scrapes both versions and sees v1's traffic" prom_has \
-        'count(up{job="shop"} == 1) == 2 and on() sum(rate(http_requests_total{service="shop",version="v1"}[15s])) > 0'
+    local ready='count(up{job="shop"} == 1) == 2 and on()'
+    ready="$ready sum(rate(http_requests_total{service=\"shop\",version=\"v1\"}[15s])) > 0"
+    until_ok 40 "Prometheus scrapes both versions and sees v1's traffic" prom_has "$ready"
 }
 
 # run_canary: `canary run` in the background; CANARY_PID.
