@@ -46,6 +46,7 @@ stable_w=$((1000 - canary_w))
 
 [ -f "$dir/nginx.conf" ] || fail "no $dir/nginx.conf: copy the example's nginx.conf there"
 master=$(cat "$pidfile" 2>/dev/null || true)
+# shellcheck disable=SC2015 # fail is meant for either test failing
 [ -n "$master" ] && kill -0 "$master" 2>/dev/null ||
     fail "nginx is not running (no live pid in $pidfile); start it: $nginx -p $dir/ -c $dir/nginx.conf -e $dir/error.log"
 
@@ -75,10 +76,23 @@ if ! out=$("$nginx" -t -q -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" 2>
     fail "nginx refused the new weights, the previous ones stay: $out"
 fi
 
-# The master's children before and after the reload. /proc/PID/task/PID/
-# children lists them without procps; pgrep is the fallback.
+# The master's children before and after the reload: from /proc/PID/task/
+# PID/children, or, on a kernel without it, from every process's parent in
+# /proc/*/stat (after the name's closing parenthesis: state, then parent).
 children() {
-    cat "/proc/$master/task/$master/children" 2>/dev/null || pgrep -P "$master" | tr '\n' ' '
+    if [ -r "/proc/$master/task/$master/children" ]; then
+        cat "/proc/$master/task/$master/children"
+        return
+    fi
+    for f in /proc/[0-9]*/stat; do
+        line=$(cat "$f" 2>/dev/null) || continue
+        # shellcheck disable=SC2086 # split on purpose: numbers and a state letter
+        set -- ${line##*) }
+        if [ "${2:-}" = "$master" ]; then
+            p=${f#/proc/}
+            printf '%s ' "${p%/stat}"
+        fi
+    done
 }
 old=$(children)
 "$nginx" -s reload -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" ||

@@ -118,7 +118,9 @@ cleanup() {
     done
     left=$(strays)
     if [ -n "$left" ]; then
+        # shellcheck disable=SC2086 # a list of pids
         echo "FAIL e2e left processes running:" $left "(killed now)"
+        # shellcheck disable=SC2086
         kill -KILL $left 2>/dev/null
         code=1
     fi
