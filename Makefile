@@ -100,8 +100,9 @@ $(BUILD)/examples/service: examples/nginx-prometheus/service.c | $(BUILD)/exampl
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(PKG_LIBS)
 
 # The load generator drives libcurl from the loop through the library's cn_http.
+# (Its .d file adds the headers to $^: link only the source and the archive.)
 $(BUILD)/examples/loadgen: examples/nginx-prometheus/loadgen.c $(BUILD)/libcanary.a | $(BUILD)/examples
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(filter %.c %.a,$^) $(PKG_LIBS)
 
 $(BUILD)/e2e/%: tests/e2e/%.c | $(BUILD)/e2e
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
