@@ -5,6 +5,7 @@
 #   make valgrind   unit tests and CLI paths under valgrind, leaks are errors
 #   make bench      benchmarks (figures, not assertions)
 #   make deps       install missing Debian packages (as root)
+#   make e2e        the nginx + Prometheus example end to end (tests/e2e)
 # User CFLAGS/LDFLAGS add to the defaults: make CFLAGS=-O0, make CC=clang.
 
 PKG_CONFIG ?= pkg-config
@@ -52,8 +53,15 @@ FAKE_SRCS := $(wildcard tests/fake/*.c)
 FAKE_BINS := $(FAKE_SRCS:tests/fake/%.c=$(BUILD)/fake/%)
 BENCH_SRCS := $(wildcard tests/bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
+# The nginx + Prometheus example's service and load generator, and the
+# end-to-end test's helpers (tests/e2e/README.md).
+EXAMPLE_BINS := $(BUILD)/examples/service $(BUILD)/examples/loadgen
+E2E_BINS := $(BUILD)/e2e/freeport
+# Debian packages make e2e runs against (curl for its shell), each named as
+# its command; `nginx` is the server itself (nginx-light only adds a module).
+E2E_PACKAGES := nginx prometheus curl
 
-.PHONY: all deps test check unit integration demo valgrind bench clean
+.PHONY: all deps test check unit integration demo valgrind bench clean examples e2e e2e-deps
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/canary
@@ -88,13 +96,26 @@ $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/support/server.o $(BUILD)/libcanary.a
 $(BUILD)/fake/%: tests/fake/%.c $(BUILD)/libcanary.a | $(BUILD)/fake
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/obj $(BUILD)/tests $(BUILD)/support $(BUILD)/bench $(BUILD)/fake:
+$(BUILD)/examples/service: examples/nginx-prometheus/service.c | $(BUILD)/examples
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(PKG_LIBS)
+
+# The load generator drives libcurl from the loop through the library's cn_http.
+# (Its .d file adds the headers to $^: link only the source and the archive.)
+$(BUILD)/examples/loadgen: examples/nginx-prometheus/loadgen.c $(BUILD)/libcanary.a | $(BUILD)/examples
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(filter %.c %.a,$^) $(PKG_LIBS)
+
+$(BUILD)/e2e/%: tests/e2e/%.c | $(BUILD)/e2e
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+
+examples: $(EXAMPLE_BINS)
+
+$(BUILD)/obj $(BUILD)/tests $(BUILD)/support $(BUILD)/bench $(BUILD)/fake $(BUILD)/examples $(BUILD)/e2e:
 	mkdir -p $@
 
 # Runs every suite even when one fails, then fails if any did.
 TEST_ENV = CANARY_BIN=$(CURDIR)/$(BUILD)/canary CANARY_SRC=$(CURDIR) \
-	CANARY_FAKE_DIR=$(CURDIR)/$(BUILD)/fake
-check: $(BUILD)/canary $(UNIT_BINS) $(INTEG_BINS) $(FAKE_BINS)
+	CANARY_FAKE_DIR=$(CURDIR)/$(BUILD)/fake CANARY_EXAMPLES_DIR=$(CURDIR)/$(BUILD)/examples
+check: $(BUILD)/canary $(UNIT_BINS) $(INTEG_BINS) $(FAKE_BINS) $(EXAMPLE_BINS)
 	@failed=0; for t in $(UNIT_BINS) $(INTEG_BINS); do \
 		echo "== $$t"; \
 		$(TEST_ENV) $$t || failed=1; \
@@ -112,7 +133,7 @@ demo: deps
 
 VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
-valgrind: $(BUILD)/canary $(UNIT_BINS) $(INTEG_BINS) $(FAKE_BINS)
+valgrind: $(BUILD)/canary $(UNIT_BINS) $(INTEG_BINS) $(FAKE_BINS) $(EXAMPLE_BINS)
 	@failed=0; for t in $(UNIT_BINS); do \
 		echo "== valgrind $$t"; $(TEST_ENV) $(VALGRIND) $$t || failed=1; \
 	done; \
@@ -123,6 +144,30 @@ valgrind: $(BUILD)/canary $(UNIT_BINS) $(INTEG_BINS) $(FAKE_BINS)
 
 bench: $(BUILD)/canary $(BENCH_BINS) $(FAKE_BINS)
 	@for b in $(BENCH_BINS); do $(TEST_ENV) $$b; done
+
+# Real nginx and Prometheus on free 127.0.0.1 ports, in a temporary
+# directory; fails (never skips) when they are missing and cannot be installed.
+e2e: deps e2e-deps
+	$(MAKE) $(BUILD)/canary $(EXAMPLE_BINS) $(E2E_BINS)
+	$(TEST_ENV) CANARY_E2E_DIR=$(CURDIR)/$(BUILD)/e2e tests/e2e/run.sh
+
+# As root, installs nginx, prometheus and curl without starting their system
+# services (a policy-rc.d that says no, while apt runs): e2e starts its own.
+e2e-deps:
+	@missing=""; for p in $(E2E_PACKAGES); do \
+		command -v $$p >/dev/null 2>&1 || [ -x /usr/sbin/$$p ] || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "make e2e: cannot run: missing$$missing, and not root on a Debian system to install them"; \
+		echo "run: sudo apt-get update && sudo apt-get install -y --no-install-recommends$$missing"; \
+		exit 1; fi; \
+	echo "make e2e: installing$$missing (their system services are not started)"; \
+	made=""; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made=1; fi; \
+	rc=0; { apt-get update && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --no-install-recommends $$missing; } || rc=$$?; \
+	if [ -n "$$made" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc
 
 # Installs what is missing, as root; otherwise prints the command to run.
 deps:
@@ -146,4 +191,4 @@ clean:
 # Keep test support objects between links instead of rebuilding them.
 .SECONDARY: $(TEST_HELPER_OBJS)
 
--include $(OBJS:.o=.d) $(TEST_HELPER_OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(TEST_HELPER_OBJS:.o=.d) $(EXAMPLE_BINS:=.d) $(E2E_BINS:=.d)
