@@ -485,18 +485,19 @@ static void on_measurement(step *s)
      * measurement that fails it rolls back when the call returns. */
     bool leaving = r->applying && r->applying_kind != CN_APPLY_ROLLBACK && r->stage >= 1 &&
                    r->state == CN_STATE_PROGRESSING;
+    /* The judge's words for no data and errors already say so ("no data:
+     * empty vector", "error: HTTP 500"); pass and fail get the word here. */
+    bool worded = ev->outcome == CN_OUTCOME_NODATA || ev->outcome == CN_OUTCOME_ERROR;
     if (ev->metric >= r->metric_count || (!judging(r) && !leaving)) {
-        record(s, "late_measurement", "%s: %s: %s (not counted: %s)",
-               text_or(name, "unknown metric"), outcome_name(ev->outcome), why,
+        record(s, "late_measurement", "%s: %s%s%s (not counted: %s)",
+               text_or(name, "unknown metric"), worded ? "" : outcome_name(ev->outcome),
+               worded ? "" : ": ", why,
                ev->metric >= r->metric_count ? "no such metric"
                : cn_rollout_state_terminal(r->state) ? "the rollout is over"
                : r->state == CN_STATE_ROLLING_BACK ? "a rollback has started"
                                                     : "no stage is being judged");
         return;
     }
-    /* The judge's words for no data and errors already say so ("no data:
-     * empty vector", "error: HTTP 500"); pass and fail get the word here. */
-    bool worded = ev->outcome == CN_OUTCOME_NODATA || ev->outcome == CN_OUTCOME_ERROR;
     record(s, "measurement", "stage %u: %s: %s%s%s", r->stage, text_or(name, "metric"),
            worded ? "" : outcome_name(ev->outcome), worded ? "" : ": ", why);
     cn_tally_add(&r->tallies[ev->metric], ev->outcome);

@@ -292,6 +292,12 @@ static const scenario SCENARIOS[] = {
      " | late_measurement | rolled_back finish:3",
      CN_STATE_ROLLED_BACK, 3, "rolling_back", "failed 1 time, more than failure_limit 0", "rolled_back",
      "after analysis"},
+    {"a late provider error is worded once", {0},
+     {STAGE1, PASS(20), FAIL(40), ERROR(50), OK(60), END},
+     STAGE1_TRACE " | measurement | measurement rolling_back stop apply:rollback:0:0"
+     " | late_measurement | rolled_back finish:3",
+     CN_STATE_ROLLED_BACK, 3, "late_measurement",
+     "error-rate: error: HTTP 500 (not counted: a rollback has started)", NULL, NULL},
     {"provider errors past the limit roll back even with on_failure pause",
      {.fail_pause = true},
      {STAGE1, ERROR(20), ERROR(40), ERROR(60), OK(61), END},
