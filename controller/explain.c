@@ -182,8 +182,10 @@ static void flush_measurements(timeline *t)
     if (t->measured) {
         char span[32];
         span_text(span, sizeof span, t->last_ms - t->first_ms);
-        if (t->measured == 1)
-            cn_xp_add(&st->cur, "%s1 measurement:", st->cur.n ? " " : "");
+        /* Metrics polled together arrive at one instant: no span to tell. */
+        if (t->measured == 1 || t->last_ms == t->first_ms)
+            cn_xp_add(&st->cur, "%s%zu measurement%s:", st->cur.n ? " " : "", t->measured,
+                      t->measured == 1 ? "" : "s");
         else
             cn_xp_add(&st->cur, "%sOver %s, %zu measurements:", st->cur.n ? " " : "", span,
                 t->measured);

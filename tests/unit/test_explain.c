@@ -102,6 +102,28 @@ static void completed_human_rollout(void **state)
     cn_explanation_free(&x);
 }
 
+/* Two metrics read at one instant: no "Over 0.0 s". */
+static void measurements_at_one_instant(void **state)
+{
+    (void)state;
+    cn_rollout_row r = row("shop", "v2", "v1", "alice", false, PLAN_HUMAN, "rolled_back", 3);
+    const cn_store_event ev[] = {
+        EV(0, "stage_applied", "canary", "stage 1 of 2 serves 50%; baking 2s", NULL),
+        EV(1000, "measurement", "canary", "stage 1: err: fail: 0.3 > max 0.01",
+           "{\"metric\":\"err\",\"outcome\":\"fail\",\"value\":0.3,\"max\":0.01}"),
+        EV(1000, "measurement", "canary", "stage 1: p99: pass: 80 within [-, 300]",
+           "{\"metric\":\"p99\",\"outcome\":\"pass\",\"value\":80,\"max\":300}"),
+        EV(1001, "rolling_back", "canary",
+           "rolling back for analysis: err failed 1 time, more than failure_limit 0", NULL),
+    };
+    cn_explanation x = explain(&r, ev, sizeof ev / sizeof ev[0]);
+    assert_true(x.n >= 2);
+    assert_non_null(strstr(x.para[1], "stage 1 began: 50% of traffic. 2 measurements: err "
+                                      "failed once"));
+    assert_null(strstr(x.para[1], "Over"));
+    cn_explanation_free(&x);
+}
+
 static void rolled_back_ai_rollout(void **state)
 {
     (void)state;
@@ -208,6 +230,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(completed_human_rollout),
         cmocka_unit_test(rolled_back_ai_rollout),
+        cmocka_unit_test(measurements_at_one_instant),
         cmocka_unit_test(actuator_failure_then_failed),
         cmocka_unit_test(operator_approval),
         cmocka_unit_test(wraps_at_width),
