@@ -854,6 +854,8 @@ static void lose_lease(cn_engine *e, const char *why)
     snprintf(e->stop_reason, sizeof e->stop_reason, "the lease on rollout '%.80s' is no longer "
              "ours (%.100s): another canary run drives it now; this one stops without acting",
              e->cfg.rollout, why);
+    /* Its measurements too: the log is the new driver's now. */
+    cn_store_held_drop(e->cfg.store, e->cfg.rollout);
     finish(e, 1);
 }
 

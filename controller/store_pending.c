@@ -42,6 +42,20 @@ size_t cn_store_held_count(const cn_store *s)
     return s ? s->held_count : 0;
 }
 
+void cn_store_held_drop(cn_store *s, const char *id)
+{
+    if (!s || !id)
+        return;
+    size_t kept = 0;
+    for (size_t i = 0; i < s->held_count; i++) {
+        if (strcmp(s->held[i].id, id))
+            s->held[kept++] = s->held[i];
+        else
+            held_release(&s->held[i]);
+    }
+    s->held_count = kept;
+}
+
 int64_t cn_store_held_since(const cn_store *s)
 {
     return s && s->held_count ? s->held[0].ev.time_ms : -1;

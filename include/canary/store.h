@@ -161,6 +161,9 @@ int cn_store_defer_evidence(cn_store *s, bool on, char *err, size_t errlen);
 int cn_store_flush(cn_store *s, char *err, size_t errlen);
 /* How many events are held. */
 size_t cn_store_held_count(const cn_store *s);
+/* Lets go of the events held for rollout id without writing them: a
+ * driver that lost the rollout's lease must not write for it any more. */
+void cn_store_held_drop(cn_store *s, const char *id);
 /* The time_ms of the oldest event held, or -1 when none is: the flush of
  * many rollouts sharing the store is due CN_STORE_FLUSH_MS after it. */
 int64_t cn_store_held_since(const cn_store *s);

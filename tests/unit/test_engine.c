@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -93,6 +94,9 @@ struct harness {
     uint64_t held_since, held_longest; /* uv_now when something was first held; ms */
     size_t held_last;
     bool seen_held;
+    const char *lease_holder;   /* the engine holds this lease (taken before it starts) */
+    bool stolen;                /* another driver took the lease over */
+    char stop_reason[400];      /* cn_engine_stop_reason at the finish */
     const char *fail_trigger;   /* SQL condition on NEW for a trigger refusing events */
     metric_fn metric;
     /* NULL: on_reading; a test may wrap it */
@@ -225,6 +229,8 @@ static void on_finish(void *ctx, const cn_engine *e, int exit_code)
     assert_ptr_equal(e, h->engine);
     h->finish_calls++;
     h->exit_code = exit_code;
+    snprintf(h->stop_reason, sizeof h->stop_reason, "%s",
+             cn_engine_stop_reason(e) ? cn_engine_stop_reason(e) : "");
     assert_true(cn_engine_finished(e));
     assert_int_equal(cn_engine_exit_code(e), exit_code);
     close_all(h);
@@ -336,6 +342,16 @@ static void harness_run(harness *h)
     }
     if (h->fail_trigger)
         install_trigger(h);
+    if (h->lease_holder) {
+        cn_lease me = {.pid = 1, .heartbeat_ms = 0};
+        snprintf(me.holder, sizeof me.holder, "%s", h->lease_holder);
+        snprintf(me.host, sizeof me.host, "test");
+        cn_lease current;
+        assert_int_equal(cn_store_lease_acquire(h->store, ROLLOUT, &me, time(NULL) * 1000LL,
+                                                CN_LEASE_TTL_MS, NULL, &current, err,
+                                                sizeof err),
+                         CN_OK);
+    }
     if (h->defer) {
         assert_int_equal(cn_store_defer_evidence(h->store, true, err, sizeof err), CN_OK);
         uv_timer_init(&h->loop, &h->sampler);
@@ -348,7 +364,7 @@ static void harness_run(harness *h)
     cn_engine_config cfg = {
         .loop = &h->loop, .http = h->http, .store = h->store, .plan = &h->plan,
         .policy = &h->policy, .rollout = ROLLOUT, .service = "checkout", .version = "v2",
-        .previous_version = "v1", .author = "alice",
+        .previous_version = "v1", .author = "alice", .lease_holder = h->lease_holder,
         .observer = {.on_record = on_record, .on_reading = on_reading, .on_finish = on_finish,
                      .ctx = h}};
     int rc = cn_engine_start(&h->engine, &cfg, err, sizeof err);
@@ -874,6 +890,58 @@ static void test_held_measurements_are_written(void **state)
     harness_free(&h);
 }
 
+/* Another driver takes the lease over while the stage bakes (as a second
+ * `canary run` does when this one looks dead). */
+static void steal_lease(harness *h, const cn_reading *canary)
+{
+    (void)canary;
+    if (h->stolen || h->nreadings < 3)
+        return;
+    h->stolen = true;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(h->db, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, "UPDATE leases SET holder = 'thief:2:2'", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* A driver that finds its lease taken stops at its next heartbeat without
+ * acting or writing: no rollback call, the measurements it still held let
+ * go, exit 1. */
+static void test_lost_lease_stops_without_writing(void **state)
+{
+    (void)state;
+    harness h;
+    harness_init(&h, metric_healthy);
+    h.defer = true;
+    h.lease_holder = "me:1:1";
+    h.plan.stages[0].bake_ms = 30000;
+    h.policy.analysis.interval_ms = 100;
+    h.reading_hook = steal_lease;
+    harness_run(&h);
+
+    assert_int_equal(h.exit_code, 1);
+    assert_non_null(strstr(h.stop_reason, "is no longer ours"));
+    assert_non_null(strstr(h.stop_reason, "thief:2:2"));
+    static const char *const actions[] = {"advance"};
+    static const unsigned stages[] = {1};
+    static const double weights[] = {10};
+    assert_calls(&h, actions, stages, weights, 1); /* no rollback: not ours to move */
+    assert_int_equal(cn_store_held_count(h.store), 0);
+    /* Polled every 100 ms for 2 s before the heartbeat found out: what was
+     * flushed before then is stored, in order; nothing is written after. */
+    stored_list l = {.h = &h};
+    char err[256] = "";
+    assert_int_equal(cn_store_events(h.store, ROLLOUT, compare_stored, &l, err, sizeof err),
+                     CN_OK);
+    assert_false(l.mismatch);
+    assert_true(l.n > 10);
+    assert_true(l.n <= h.nevents);
+    assert_int_equal(count_events(&h, "rolling_back"), 0);
+    harness_free(&h);
+}
+
 /* Held measurements that cannot be written stop the rollout as a failed
  * record does: it rolls back and exits 1. */
 static void test_held_measurements_failing_stops(void **state)
@@ -1070,6 +1138,7 @@ int main(void)
         cmocka_unit_test(test_store_failing_attempt_stops),
         cmocka_unit_test(test_held_measurements_are_written),
         cmocka_unit_test(test_held_measurements_failing_stops),
+        cmocka_unit_test(test_lost_lease_stops_without_writing),
         cmocka_unit_test(test_shutdown_during_bake_rolls_back),
         cmocka_unit_test(test_shutdown_detach_leaves_the_canary),
         cmocka_unit_test(test_slow_provider_is_not_polled_twice),
