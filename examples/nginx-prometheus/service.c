@@ -290,8 +290,13 @@ static int on_message_complete(http_parser *p)
         answer_counted(c);
     } else {
         c->status = app_status(s);
-        if (s->latency_ms)
-            uv_timer_start(&c->delay, on_delay, s->latency_ms, 0);
+        /* At least latency_ms after start_ns: the loop's clock is cached
+         * and counts whole milliseconds, so a timer from it can fire up to
+         * a millisecond early by uv_hrtime. */
+        if (s->latency_ms) {
+            uv_update_time(c->tcp.loop);
+            uv_timer_start(&c->delay, on_delay, s->latency_ms + 1, 0);
+        }
         else
             answer_counted(c);
     }
